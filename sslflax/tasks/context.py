@@ -1,0 +1,95 @@
+"""Context encoders (Pathak et al. 2016): inpaint the hidden region from its surroundings.
+
+Loss: L2 on the hidden pixels only (optionally with Pathak's overlap band of
+visible pixels around the hole, weighted `overlap_weight`). The adversarial
+term of the paper is not used: the published feature-learning results with an
+AlexNet encoder used the L2 loss alone.
+"""
+
+from __future__ import annotations
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from sslflax.tasks.base import Task, register
+from sslflax.transforms.color import to_float
+from sslflax.transforms.masks import (boundary_band, central_square_mask, fill_masked,
+                                      random_block_mask)
+from sslflax.transforms.normalize import IMAGENET_MEAN, standardize
+
+MASK_KINDS = ("central", "blocks")
+
+
+def make_context_batch(rng: jax.Array, images: jax.Array, labels: jax.Array | None = None,
+                       mask_kind: str = "central", overlap: int = 0, overlap_weight: float = 10.0,
+                       fill_value=IMAGENET_MEAN):
+  """inputs: standardised image with the hidden region set to the dataset mean;
+  targets: {'image': the standardised original, 'weight': (B, H, W) loss weight per pixel}.
+
+  Random only for mask_kind='blocks' (block positions per image, from `rng`).
+  """
+  del labels
+  x = to_float(images)
+  b, h, w = x.shape[:3]
+  if mask_kind == "central":
+    mask = central_square_mask(b, h, w)
+  elif mask_kind == "blocks":
+    mask = random_block_mask(rng, b, h, w)
+  else:
+    raise ValueError(f"unknown mask_kind {mask_kind!r}; choose one of {MASK_KINDS}.")
+  weight = mask.astype(jnp.float32) + overlap_weight * boundary_band(mask, overlap)
+  inputs = standardize(fill_masked(x, mask, jnp.asarray(fill_value, jnp.float32)))
+  return inputs, {"image": standardize(x), "weight": weight}
+
+
+def context_loss(prediction: jax.Array, targets) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """Weighted mean squared error over the weighted (hidden) pixels."""
+  weight = targets["weight"][..., None]
+  sq_err = (prediction.astype(jnp.float32) - targets["image"]) ** 2
+  loss = jnp.sum(weight * sq_err) / (jnp.sum(weight) * prediction.shape[-1] + 1e-8)
+  hidden = (targets["weight"] > 0)[..., None]
+  mse = jnp.sum(hidden * sq_err) / (jnp.sum(hidden) * prediction.shape[-1] + 1e-8)
+  return loss, {"masked_mse": mse}
+
+
+class ContextNet(nn.Module):
+  """Encoder (conv trunk) -> channel-wise fully connected bottleneck -> up-convolutions -> image."""
+
+  backbone: nn.Module
+  decoder_width: int = 64
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    b, h, w, _ = x.shape
+    _, taps = self.backbone(x, train)
+    feat = taps["conv5"]
+    _, fh, fw, c = feat.shape
+    # Channel-wise fully connected: each channel's map mixes all its positions,
+    # so hidden positions get information from the whole context.
+    kernel = self.param("channel_fc", nn.initializers.lecun_normal(batch_axis=(0,)),
+                        (c, fh * fw, fh * fw))
+    flat = feat.reshape(b, fh * fw, c)
+    y = jnp.einsum("bpc,cpq->bqc", flat, kernel).reshape(b, fh, fw, c)
+    y = nn.Conv(c, (1, 1), name="channel_mix")(y)  # Pathak's stride-1 conv across channels
+    width = max(self.decoder_width, 8)
+    steps = max(0, math.ceil(math.log2(max(h / fh, w / fw))))
+    for i in range(steps):
+      y = nn.ConvTranspose(width, (4, 4), strides=(2, 2), use_bias=False, name=f"up{i}")(y)
+      y = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, name=f"up_bn{i}")(y))
+      width = max(width // 2, 8)
+    y = jax.image.resize(y, (b, h, w, y.shape[-1]), "linear")
+    return nn.Conv(3, (3, 3), name="to_rgb")(y)
+
+
+@register("context")
+def build(backbone: nn.Module, mask_kind: str = "central", overlap: int = 0,
+          overlap_weight: float = 10.0, decoder_width: int = 64) -> Task:
+  if mask_kind not in MASK_KINDS:
+    raise ValueError(f"unknown mask_kind {mask_kind!r}; choose one of {MASK_KINDS}.")
+  def make_batch(rng, images, labels=None):
+    return make_context_batch(rng, images, labels, mask_kind, overlap, overlap_weight)
+  model = ContextNet(backbone.clone(num_fc=0), decoder_width)
+  return Task("context", make_batch, model, context_loss, min_image_size=8)

@@ -1,0 +1,72 @@
+"""Counting visual primitives (Noroozi, Pirsiavash, Favaro 2017).
+
+phi maps an image to a non-negative count vector. The counts of the image
+downsampled by 2 must equal the sum of the counts of its 4 tiles, and must
+differ (by margin M) from another image's counts, or phi collapses to 0:
+  l = ||phi(D x) - sum_j phi(T_j x)||^2 + max(0, M - ||phi(D y) - sum_j phi(T_j x)||^2)
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from sslflax.tasks.base import Task, register
+from sslflax.transforms.color import color_jitter, random_grayscale, to_float
+from sslflax.transforms.geometry import downsample_random_filter, quadrant_tiles
+from sslflax.transforms.normalize import standardize
+
+
+def make_counting_batch(rng: jax.Array, images: jax.Array, labels: jax.Array | None = None,
+                        grayscale_prob: float = 0.3, jitter: float = 0.4):
+  """inputs = {'down': (B, H/2, W/2, 3), 'tiles': (B, 4, H/2, W/2, 3)}, standardised; targets None.
+
+  Random per image: colour jitter and grayscale (same for the image and its
+  tiles, so counts still add up) and the downsampling filter.
+  """
+  del labels
+  k_jit, k_gray, k_filter = jax.random.split(rng, 3)
+  x = color_jitter(k_jit, to_float(images), jitter, jitter, jitter)
+  x = random_grayscale(k_gray, x, grayscale_prob)
+  down = downsample_random_filter(k_filter, x)
+  tiles = quadrant_tiles(x)
+  return {"down": standardize(down), "tiles": standardize(tiles)}, None
+
+
+def counting_loss(outputs, targets=None, margin: float = 10.0):
+  """Noroozi's loss with the contrastive term; y is the next image in the batch (a roll by 1)."""
+  del targets
+  counts_down, counts_tiles = outputs["down"], outputs["tiles"]
+  tile_sum = counts_tiles.sum(axis=1)
+  positive = jnp.sum((counts_down - tile_sum) ** 2, axis=-1)
+  negative = jnp.sum((jnp.roll(counts_down, 1, axis=0) - tile_sum) ** 2, axis=-1)
+  loss = jnp.mean(positive + jnp.maximum(0.0, margin - negative))
+  # 'accuracy': how often the own downsampled image is closer than the other one.
+  return loss, {"accuracy": jnp.mean(positive < negative), "positive": positive.mean()}
+
+
+class CountingNet(nn.Module):
+  """One backbone pass over the downsampled images and all tiles; ReLU count head."""
+
+  backbone: nn.Module
+  num_counts: int = 1000
+
+  @nn.compact
+  def __call__(self, inputs, train: bool = False):
+    down, tiles = inputs["down"], inputs["tiles"]
+    b = down.shape[0]
+    x = jnp.concatenate([down, tiles.reshape((-1,) + tiles.shape[2:])], axis=0)
+    features, _ = self.backbone(x, train)
+    counts = nn.relu(nn.Dense(self.num_counts, name="head")(features))
+    return {"down": counts[:b], "tiles": counts[b:].reshape(b, 4, -1)}
+
+
+@register("counting")
+def build(backbone: nn.Module, num_counts: int = 1000, margin: float = 10.0,
+          grayscale_prob: float = 0.3, jitter: float = 0.4) -> Task:
+  def make_batch(rng, images, labels=None):
+    return make_counting_batch(rng, images, labels, grayscale_prob, jitter)
+  def loss(outputs, targets):
+    return counting_loss(outputs, targets, margin)
+  return Task("counting", make_batch, CountingNet(backbone, num_counts), loss, min_image_size=4)

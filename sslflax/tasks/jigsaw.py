@@ -1,0 +1,69 @@
+"""Jigsaw puzzles (Noroozi & Favaro 2016): which permutation shuffled the 3x3 tiles."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from sslflax.tasks.base import Task, classification_loss, register
+from sslflax.transforms.color import channel_jitter, random_grayscale, to_float
+from sslflax.transforms.geometry import random_tile_grid
+from sslflax.transforms.normalize import normalize_per_tile
+from sslflax.transforms.permutations import apply_permutation, load_permutations
+
+
+def default_tile_size(image_size: int, grid: int = 3) -> int:
+  """The paper's 64-px tile in a 75-px cell, scaled to the image (225 px -> 64)."""
+  return max(1, (image_size // grid) * 64 // 75)
+
+
+def make_jigsaw_batch(rng: jax.Array, images: jax.Array, permutations: jax.Array,
+                      grid: int = 3, tile: int | None = None, grayscale_prob: float = 0.3,
+                      jitter: float = 0.1):
+  """inputs: shuffled, per-tile normalised tiles (B, grid^2, t, t, 3); targets: permutation index (B,).
+
+  Random per image: grayscale (prob. grayscale_prob), channel jitter, the crop
+  of each tile inside its cell (gaps), and the permutation drawn from `permutations`.
+  """
+  k_gray, k_jit, k_tiles, k_perm = jax.random.split(rng, 4)
+  tile = default_tile_size(images.shape[1], grid) if tile is None else tile
+  x = random_grayscale(k_gray, to_float(images), grayscale_prob)
+  x = channel_jitter(k_jit, x, jitter)
+  tiles = random_tile_grid(k_tiles, x, grid, tile)
+  index = jax.random.randint(k_perm, (images.shape[0],), 0, permutations.shape[0])
+  shuffled = apply_permutation(tiles, permutations[index])
+  return normalize_per_tile(shuffled), index
+
+
+class JigsawNet(nn.Module):
+  """Siamese trunk per tile (shared weights) -> per-tile fc -> concatenation -> fc -> N-way."""
+
+  backbone: nn.Module
+  num_permutations: int
+  tile_features: int = 1024
+  hidden: int = 4096
+
+  @nn.compact
+  def __call__(self, tiles: jax.Array, train: bool = False) -> jax.Array:
+    b, n = tiles.shape[:2]
+    _, taps = self.backbone(tiles.reshape((b * n,) + tiles.shape[2:]), train)
+    x = nn.Dense(self.tile_features, name="tile_fc")(taps["pool5"])
+    x = nn.relu(x).reshape(b, n * self.tile_features)
+    x = nn.Dense(self.hidden, use_bias=False, name="fc7")(x)
+    x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, name="bn_fc7")(x))
+    x = nn.Dropout(0.5, deterministic=not train)(x)
+    return nn.Dense(self.num_permutations, name="head")(x)
+
+
+@register("jigsaw")
+def build(backbone: nn.Module, num_permutations: int = 1000, grid: int = 3,
+          tile: int | None = None, tile_features: int = 1024, hidden: int = 4096,
+          grayscale_prob: float = 0.3, jitter: float = 0.1) -> Task:
+  permutations = jnp.asarray(load_permutations(num_permutations, grid * grid))
+  def make_batch(rng, images, labels=None):
+    del labels
+    return make_jigsaw_batch(rng, images, permutations, grid, tile, grayscale_prob, jitter)
+  model = JigsawNet(backbone.clone(num_fc=0), num_permutations, tile_features, hidden)
+  min_size = grid * (tile or 1)
+  return Task("jigsaw", make_batch, model, classification_loss, min_image_size=max(min_size, grid))

@@ -1,0 +1,22 @@
+"""Supervised classification: the topline baseline, pretrained on the same images with labels."""
+
+from __future__ import annotations
+
+import jax
+import flax.linen as nn
+
+from sslflax.tasks.base import ClassifierNet, Task, classification_loss, prepare_images, register
+
+
+def make_supervised_batch(rng: jax.Array, images: jax.Array, labels: jax.Array | None = None):
+  """Standardised images and their labels. Deterministic (`rng` unused)."""
+  del rng
+  if labels is None:
+    raise ValueError("the supervised task needs labels; use a labelled dataset.")
+  return prepare_images(images), labels
+
+
+@register("supervised")
+def build(backbone: nn.Module, num_classes: int = 10) -> Task:
+  return Task("supervised", make_supervised_batch, ClassifierNet(backbone, num_classes),
+              classification_loss, needs_labels=True)

@@ -1,0 +1,26 @@
+"""Standalone pretext-task image ops in pure JAX: no Flax, no configs.
+
+Every function works on batched NHWC arrays, under jax.jit and on sharded
+batches; random ones take an explicit PRNG key. Example:
+
+  from sslflax import transforms as T
+  rotated, labels = T.all_rotations(T.to_float(images))       # (4B, H, W, C), (4B,)
+  lab = T.rgb_to_lab(T.to_float(images))                      # L in [0, 100]
+"""
+
+from sslflax.transforms.color import (
+    channel_jitter, color_jitter, lab_to_rgb, linear_to_srgb, random_grayscale, rgb_to_grayscale,
+    rgb_to_lab, srgb_to_linear, to_float)
+from sslflax.transforms.colorbins import (
+    ab_bins, annealed_mean, compute_in_gamut_bins, default_prior, empirical_prior, nearest_bins,
+    rebalance_weights, smooth_distribution, soft_encode)
+from sslflax.transforms.geometry import (
+    DOWNSAMPLE_METHODS, all_rotations, center_crop, crop_at, downsample_random_filter,
+    quadrant_tiles, random_crop, random_crop_offsets, random_resized_crop, random_tile_grid, resize,
+    rotate90, tile_grid, untile_grid)
+from sslflax.transforms.masks import (
+    boundary_band, central_square_mask, fill_masked, random_block_mask)
+from sslflax.transforms.normalize import normalize_per_tile, standardize
+from sslflax.transforms.permutations import (
+    apply_permutation, hamming_stats, invert_permutation, load_permutations,
+    maximal_hamming_permutations)

@@ -1,0 +1,150 @@
+"""Exact rotations, crops, resizes and tilings of batched NHWC images in pure JAX."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+DOWNSAMPLE_METHODS = ("nearest", "linear", "cubic", "area")
+
+
+def rotate90(images: jax.Array, k: int) -> jax.Array:
+  """Rotate every image by k * 90 degrees counter-clockwise, exactly (no resampling)."""
+  return jnp.rot90(images, k=k, axes=(1, 2))
+
+
+def all_rotations(images: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """The 4 exact rotations (0, 90, 180, 270 degrees) of each square image.
+
+  Returns (rotated, labels) with rotated of shape (4B, H, W, C) ordered image-major
+  (image 0 at 0/90/180/270, then image 1, ...) so that a batch sharded over its
+  first axis stays on the device that holds the source image; labels in {0, 1, 2, 3}.
+  """
+  b, h, w = images.shape[:3]
+  if h != w:
+    raise ValueError(f"all_rotations needs square images, got {h}x{w}; crop or resize first.")
+  stacked = jnp.stack([rotate90(images, k) for k in range(4)], axis=1)
+  labels = jnp.tile(jnp.arange(4, dtype=jnp.int32), b)
+  return stacked.reshape((4 * b,) + images.shape[1:]), labels
+
+
+def random_crop_offsets(rng: jax.Array, batch: int, image_hw: tuple[int, int],
+                        crop_hw: tuple[int, int]) -> jax.Array:
+  """Uniform top-left corners (batch, 2) for crops of crop_hw inside image_hw."""
+  (h, w), (ch, cw) = image_hw, crop_hw
+  if ch > h or cw > w:
+    raise ValueError(f"crop {ch}x{cw} is larger than the image {h}x{w}.")
+  k_y, k_x = jax.random.split(rng)
+  ys = jax.random.randint(k_y, (batch,), 0, h - ch + 1)
+  xs = jax.random.randint(k_x, (batch,), 0, w - cw + 1)
+  return jnp.stack([ys, xs], axis=-1)
+
+
+def crop_at(images: jax.Array, offsets: jax.Array, crop_hw: tuple[int, int]) -> jax.Array:
+  """Crop each image (B, H, W, C) at its own (y, x) offset to crop_hw."""
+  def one(image, offset):
+    return jax.lax.dynamic_slice(image, (offset[0], offset[1], 0), crop_hw + (image.shape[-1],))
+  return jax.vmap(one)(images, offsets)
+
+
+def random_crop(rng: jax.Array, images: jax.Array, crop_hw: tuple[int, int]) -> jax.Array:
+  """An independent uniform random crop of crop_hw from each image."""
+  offsets = random_crop_offsets(rng, images.shape[0], images.shape[1:3], crop_hw)
+  return crop_at(images, offsets, crop_hw)
+
+
+def center_crop(images: jax.Array, crop_hw: tuple[int, int]) -> jax.Array:
+  """The central crop_hw window of every image."""
+  h, w = images.shape[1:3]
+  top, left = (h - crop_hw[0]) // 2, (w - crop_hw[1]) // 2
+  return images[:, top:top + crop_hw[0], left:left + crop_hw[1]]
+
+
+def resize(images: jax.Array, size_hw: tuple[int, int], method: str = "linear") -> jax.Array:
+  """Resize a batch to size_hw with jax.image.resize ('area' = box filter for integer factors)."""
+  images = images.astype(jnp.float32)
+  b, h, w, c = images.shape
+  if method == "area":
+    fy, fx = h // size_hw[0], w // size_hw[1]
+    if fy * size_hw[0] != h or fx * size_hw[1] != w:
+      raise ValueError(f"'area' resize needs integer factors, got {h}x{w} -> {size_hw}.")
+    return images.reshape(b, size_hw[0], fy, size_hw[1], fx, c).mean(axis=(2, 4))
+  return jax.image.resize(images, (b,) + tuple(size_hw) + (c,), method=method, antialias=True)
+
+
+def random_resized_crop(rng: jax.Array, images: jax.Array, size_hw: tuple[int, int],
+                        min_scale: float = 0.35) -> jax.Array:
+  """Per image: a random square crop with side in [min_scale, 1] of the shorter side,
+  at a random position, resized to size_hw (bilinear, antialiased).
+
+  Uses jax.image.scale_and_translate, so crop sizes vary per image while the
+  output shape stays static under jit.
+  """
+  b, h, w, _ = images.shape
+  k_side, k_y, k_x = jax.random.split(rng, 3)
+  side = jax.random.uniform(k_side, (b,), minval=min_scale, maxval=1.0) * min(h, w)
+  top = jax.random.uniform(k_y, (b,)) * (h - side)
+  left = jax.random.uniform(k_x, (b,)) * (w - side)
+  def one(image, side, top, left):
+    scale = jnp.stack([size_hw[0] / side, size_hw[1] / side])
+    translation = -jnp.stack([top, left]) * scale
+    return jax.image.scale_and_translate(
+        image, tuple(size_hw) + image.shape[-1:], (0, 1), scale, translation,
+        method="linear", antialias=True)
+  return jax.vmap(one)(images.astype(jnp.float32), side, top, left)
+
+
+def tile_grid(images: jax.Array, grid: int) -> jax.Array:
+  """Cut each image into a grid x grid array of equal cells, row-major.
+
+  (B, H, W, C) -> (B, grid*grid, H//grid, W//grid, C); any remainder at the
+  bottom/right edge is dropped.
+  """
+  b, h, w, c = images.shape
+  ch, cw = h // grid, w // grid
+  cells = images[:, :ch * grid, :cw * grid].reshape(b, grid, ch, grid, cw, c)
+  return cells.transpose(0, 1, 3, 2, 4, 5).reshape(b, grid * grid, ch, cw, c)
+
+
+def untile_grid(tiles: jax.Array, grid: int) -> jax.Array:
+  """Inverse of tile_grid: (B, grid*grid, h, w, C) -> (B, grid*h, grid*w, C)."""
+  b, _, th, tw, c = tiles.shape
+  return tiles.reshape(b, grid, grid, th, tw, c).transpose(0, 1, 3, 2, 4, 5).reshape(
+      b, grid * th, grid * tw, c)
+
+
+def random_tile_grid(rng: jax.Array, images: jax.Array, grid: int, tile: int) -> jax.Array:
+  """Jigsaw tiles: a grid x grid split, then an independent random tile x tile crop per cell.
+
+  The random crop inside each cell leaves gaps of random width between
+  neighbouring tiles, so edges and continued lines cannot solve the puzzle.
+  Returns (B, grid*grid, tile, tile, C).
+  """
+  cells = tile_grid(images, grid)
+  b, n, ch, cw, c = cells.shape
+  if tile > min(ch, cw):
+    raise ValueError(f"tile {tile} does not fit in a grid cell of {ch}x{cw} "
+                     f"(image {images.shape[1]}x{images.shape[2]}, grid {grid}); "
+                     f"use a larger image or a smaller tile.")
+  flat = cells.reshape(b * n, ch, cw, c)
+  return random_crop(rng, flat, (tile, tile)).reshape(b, n, tile, tile, c)
+
+
+def quadrant_tiles(images: jax.Array) -> jax.Array:
+  """The 2x2 tiles T1..T4 of each image: (B, H, W, C) -> (B, 4, H/2, W/2, C)."""
+  return tile_grid(images, 2)
+
+
+def downsample_random_filter(rng: jax.Array, images: jax.Array,
+                             methods: tuple[str, ...] = DOWNSAMPLE_METHODS) -> jax.Array:
+  """Downsample each image by 2 with a filter drawn per image from `methods`.
+
+  Counting (Noroozi et al. 2017) does this so the network cannot tell the
+  downsampled image from a tile by its interpolation artefacts.
+  """
+  b, h, w, _ = images.shape
+  size = (h // 2, w // 2)
+  candidates = jnp.stack([resize(images[:, :2 * size[0], :2 * size[1]], size, m)
+                          for m in methods], axis=1)
+  choice = jax.random.randint(rng, (b,), 0, len(methods))
+  return jnp.take_along_axis(candidates, choice[:, None, None, None, None], axis=1)[:, 0]
