@@ -1,0 +1,55 @@
+"""Throughput of every task's jitted batch builder (input images per second).
+
+  python launch/bench_transforms.py [--sizes 64,224] [--batch 128] [--seconds 3]
+
+Images are uint8, already on the device, as the training step receives them;
+the timing covers the whole jitted builder (augmentations, tiles, masks, Lab,
+soft-encoding), with compilation excluded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sslflax.models import AlexNetBN
+from sslflax.tasks import make_task, registered_tasks
+
+
+def images_per_second(fn, rng, images, labels, seconds: float) -> float:
+  jax.block_until_ready(fn(rng, images, labels))  # compile
+  count, start = 0, time.perf_counter()
+  while time.perf_counter() - start < seconds:
+    jax.block_until_ready(fn(jax.random.fold_in(rng, count), images, labels))
+    count += 1
+  return count * images.shape[0] / (time.perf_counter() - start)
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--sizes", default="64,224")
+  parser.add_argument("--batch", type=int, default=128)
+  parser.add_argument("--seconds", type=float, default=3.0)
+  parser.add_argument("--tasks", default=",".join(registered_tasks()))
+  args = parser.parse_args()
+  print(f"device: {jax.devices()[0].device_kind} x{jax.device_count()}, batch {args.batch}")
+  print(f"{'task':<14}" + "".join(f"{s:>6} px img/s" for s in map(int, args.sizes.split(","))))
+  rng = np.random.default_rng(0)
+  for name in args.tasks.split(","):
+    task = make_task(name, AlexNetBN())
+    row = f"{name:<14}"
+    for size in map(int, args.sizes.split(",")):
+      images = jnp.asarray(rng.integers(0, 256, (args.batch, size, size, 3), dtype=np.uint8))
+      labels = jnp.zeros((args.batch,), jnp.int32)
+      rate = images_per_second(jax.jit(task.make_batch), jax.random.key(0), images, labels,
+                               args.seconds)
+      row += f"{rate:>15,.0f}"
+    print(row, flush=True)
+
+
+if __name__ == "__main__":
+  main()

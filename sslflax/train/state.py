@@ -1,0 +1,32 @@
+"""The training state: parameters, BatchNorm statistics, optimiser state, step and base PRNG key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import optax
+
+from sslflax.tasks.base import Task
+
+
+class TrainState(flax.struct.PyTreeNode):
+  step: jax.Array
+  params: Any
+  batch_stats: Any
+  opt_state: Any
+  rng: jax.Array  # base key; step keys are fold_in(rng, step), so a resumed run draws the same
+
+
+def create_train_state(rng: jax.Array, task: Task, tx: optax.GradientTransformation,
+                       example_images: jax.Array, example_labels: jax.Array | None = None) -> TrainState:
+  """Initialise the task network on an example batch (shapes only matter)."""
+  k_init, k_batch, k_dropout, k_state = jax.random.split(rng, 4)
+  inputs, _ = task.make_batch(k_batch, example_images, example_labels)
+  variables = task.model.init({"params": k_init, "dropout": k_dropout}, inputs, train=False)
+  params = variables["params"]
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                    batch_stats=variables.get("batch_stats", {}), opt_state=tx.init(params),
+                    rng=jax.random.key_data(k_state))

@@ -1,0 +1,40 @@
+"""One optimisation step of a pretext task: pure, jit-able, the same on 1 or N devices."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from sslflax.tasks.base import Task
+from sslflax.train.state import TrainState
+
+
+def train_step(task: Task, tx: optax.GradientTransformation, state: TrainState,
+               images: jax.Array, labels: jax.Array | None = None
+               ) -> tuple[TrainState, dict[str, jax.Array]]:
+  """Build the pretext batch on device, forward, backward, update.
+
+  The step's randomness (batch building, dropout) comes from fold_in(rng, step),
+  so a run restarted from a checkpoint takes exactly the same steps. Under jit
+  with a batch sharded over a mesh, BatchNorm statistics and the mean loss are
+  computed over the global batch, so N devices give the update of 1.
+  """
+  step_key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
+  k_batch, k_dropout = jax.random.split(step_key)
+  inputs, targets = task.make_batch(k_batch, images, labels)
+
+  def loss_fn(params):
+    outputs, updates = task.model.apply(
+        {"params": params, "batch_stats": state.batch_stats}, inputs, train=True,
+        rngs={"dropout": k_dropout}, mutable=["batch_stats"])
+    loss, metrics = task.loss(outputs, targets)
+    return loss, (metrics, updates["batch_stats"])
+
+  (loss, (metrics, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  metrics = dict(metrics, loss=loss, grad_norm=optax.global_norm(grads))
+  new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
+                            opt_state=opt_state)
+  return new_state, metrics

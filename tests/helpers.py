@@ -1,0 +1,54 @@
+"""Small shared helpers for the tests: real images available offline, tiny models."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
+
+
+@functools.lru_cache(maxsize=None)
+def _photos() -> tuple[np.ndarray, ...]:
+  from skimage import data
+  return tuple(np.asarray(getattr(data, name)())[..., :3] for name in PHOTOS)
+
+
+@functools.lru_cache(maxsize=None)
+def _scaled_photos(scale: float) -> tuple[np.ndarray, ...]:
+  from skimage.transform import rescale
+  return tuple((rescale(p, scale, channel_axis=-1, anti_aliasing=True) * 255).astype(np.uint8)
+               for p in _photos())
+
+
+def photo_crops(count: int, size: int, seed: int = 0, scale: float = 0.25) -> np.ndarray:
+  """`count` random size x size crops (uint8) of scikit-image's bundled colour photos,
+  each photo first downscaled by `scale` so a crop shows whole objects, not texture."""
+  rng = np.random.default_rng(seed)
+  small = _scaled_photos(scale)
+  crops = []
+  for i in range(count):
+    photo = small[i % len(small)]
+    y = rng.integers(0, photo.shape[0] - size + 1)
+    x = rng.integers(0, photo.shape[1] - size + 1)
+    crops.append(photo[y:y + size, x:x + size])
+  return np.stack(crops)
+
+
+def tiny_backbone(**overrides):
+  """An AlexNet-BN small enough for CPU tests."""
+  from sslflax.models import AlexNetBN
+  kwargs = dict(widths=(16, 32, 32, 32, 32), fc_width=64, pool_size=2)
+  kwargs.update(overrides)
+  return AlexNetBN(**kwargs)
+
+
+TINY_TASK_OPTIONS = {
+    "rotation": {},
+    "supervised": {"num_classes": 4},
+    "counting": {"num_counts": 32},
+    "jigsaw": {"num_permutations": 8, "tile_features": 64, "hidden": 128},
+    "context": {"decoder_width": 16},
+    "colorization": {"decoder_width": 32},
+}

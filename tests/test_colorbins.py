@@ -1,0 +1,58 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sslflax import transforms as T
+
+
+def test_313_bins_on_a_grid_of_10_containing_every_srgb_cell():
+  bins = T.ab_bins()
+  assert bins.shape == (313, 2)
+  assert np.all(bins % 10 == 0) and len({tuple(b) for b in bins.tolist()}) == 313
+  reachable = T.compute_in_gamut_bins(levels=32)
+  assert {tuple(b) for b in reachable.tolist()} <= {tuple(b) for b in bins.tolist()}
+  assert len(reachable) > 250
+
+
+def test_soft_encoding_five_nearest_gaussian():
+  bins = jnp.asarray(T.ab_bins())
+  ab = jnp.array([[3.0, -12.0], [40.0, 41.0], [0.0, 0.0]])
+  soft = np.asarray(T.soft_encode(ab, bins))
+  np.testing.assert_allclose(soft.sum(-1), 1.0, atol=1e-6)
+  assert ((soft > 0).sum(-1) == 5).all()
+  d2 = ((np.asarray(ab)[:, None] - T.ab_bins()[None]) ** 2).sum(-1)
+  for i in range(3):
+    nearest = np.argsort(d2[i])[:5]
+    expect = np.exp(-d2[i, nearest] / (2 * 25.0))
+    np.testing.assert_allclose(soft[i, nearest], expect / expect.sum(), rtol=1e-5)
+
+
+def test_rebalance_weights_have_unit_expectation_and_favour_rare_bins():
+  prior = T.default_prior()
+  np.testing.assert_allclose(prior.sum(), 1.0, atol=1e-5)
+  w = T.rebalance_weights(prior, 0.5)
+  np.testing.assert_allclose(np.sum(prior * w), 1.0, atol=1e-5)
+  assert w[np.argmin(prior)] > w[np.argmax(prior)]
+  uniform = np.full(313, 1 / 313)
+  np.testing.assert_allclose(T.rebalance_weights(uniform), 1.0, atol=1e-5)
+
+
+def test_empirical_prior_puts_mass_where_the_colours_are():
+  ab = np.tile(np.array([[20.0, 30.0]]), (100, 1))
+  prior = T.empirical_prior([ab])
+  top = T.ab_bins()[np.argmax(prior)]
+  np.testing.assert_array_equal(top, [20, 30])
+  np.testing.assert_allclose(prior.sum(), 1.0, atol=1e-5)
+
+
+def test_annealed_mean_interpolates_mode_and_mean():
+  bins = jnp.asarray(T.ab_bins())
+  logits = jax.random.normal(jax.random.key(0), (7, 313))
+  mode = bins[jnp.argmax(logits, -1)]
+  np.testing.assert_allclose(T.annealed_mean(logits, bins, 1e-3), mode, atol=1e-3)
+  mean = jax.nn.softmax(logits) @ bins
+  np.testing.assert_allclose(T.annealed_mean(logits, bins, 1.0), mean, atol=1e-4)
+  # Round trip on a confident prediction: decoding a soft encoding's logits gives back the colour.
+  ab = jnp.array([[12.0, -37.0]])
+  decoded = T.annealed_mean(jnp.log(T.soft_encode(ab, bins) + 1e-12), bins, 0.38)
+  assert float(jnp.abs(decoded - ab).max()) < 4.0

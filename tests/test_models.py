@@ -1,0 +1,58 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from sslflax.models import TAP_NAMES, AlexNetBN, adaptive_avg_pool, adaptive_max_pool, make_backbone
+from tests.helpers import tiny_backbone
+
+
+def test_adaptive_pools_match_their_definition():
+  x = jax.random.normal(jax.random.key(0), (2, 13, 10, 3))
+  avg = np.asarray(adaptive_avg_pool(x, (6, 4)))
+  mx = np.asarray(adaptive_max_pool(x, (6, 4)))
+  xn = np.asarray(x)
+  for i in range(6):
+    for j in range(4):
+      ys = slice(i * 13 // 6, -(-(i + 1) * 13 // 6))
+      xs = slice(j * 10 // 4, -(-(j + 1) * 10 // 4))
+      np.testing.assert_allclose(avg[:, i, j], xn[:, ys, xs].mean(axis=(1, 2)), rtol=1e-5, atol=1e-6)
+      np.testing.assert_allclose(mx[:, i, j], xn[:, ys, xs].max(axis=(1, 2)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("size", [32, 64, 97])
+def test_any_input_size_gives_same_feature_size_and_all_taps(size):
+  model = tiny_backbone()
+  x = jnp.zeros((2, size, size, 3))
+  variables = model.init(jax.random.key(0), x)
+  features, taps = model.apply(variables, x)
+  assert features.shape == (2, 64)
+  assert set(TAP_NAMES) <= set(taps)
+  assert taps["conv1"].shape[-1] == 16 and taps["conv5"].shape[-1] == 32
+
+
+def test_paper_widths_by_default():
+  model = make_backbone("alexnet_bn")
+  x = jnp.zeros((1, 224, 224, 3))
+  shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), x))["params"]
+  assert shapes["conv1"]["kernel"].shape == (11, 11, 3, 96)
+  assert [shapes[f"conv{i}"]["kernel"].shape[-1] for i in range(1, 6)] == [96, 256, 384, 384, 256]
+  assert shapes["fc6"]["kernel"].shape == (256 * 36, 4096)
+  _, taps = jax.eval_shape(lambda: model.apply(model.init(jax.random.key(0), x), x))
+  assert taps["conv1"].shape == (1, 55, 55, 96) and taps["conv5"].shape == (1, 14, 14, 256)
+
+
+def test_unknown_backbone_is_a_clear_error():
+  with pytest.raises(ValueError, match="unknown backbone 'vgg'"):
+    make_backbone("vgg")
+
+
+def test_dropout_only_in_training():
+  model = tiny_backbone(dropout=0.5)
+  x = jax.random.normal(jax.random.key(0), (4, 32, 32, 3))
+  v = model.init(jax.random.key(1), x)
+  a, _ = model.apply(v, x)
+  b, _ = model.apply(v, x)
+  np.testing.assert_array_equal(a, b)
+  (c, _), _ = model.apply(v, x, train=True, rngs={"dropout": jax.random.key(2)}, mutable=["batch_stats"])
+  assert float((c == 0).mean()) > 0.3

@@ -1,0 +1,127 @@
+"""Every task's batch builder: jit == eager, 8-device sharded == 1 device; losses against formulas."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from sslflax.tasks import make_task, registered_tasks
+from sslflax.tasks.context import context_loss
+from sslflax.tasks.counting import counting_loss
+from tests.helpers import TINY_TASK_OPTIONS, tiny_backbone
+
+TASKS = sorted(TINY_TASK_OPTIONS)
+
+
+def build(name):
+  return make_task(name, tiny_backbone(), **TINY_TASK_OPTIONS[name])
+
+
+def test_all_six_tasks_registered():
+  assert set(registered_tasks()) == set(TASKS)
+  with pytest.raises(ValueError, match="unknown task 'spin'"):
+    make_task("spin", tiny_backbone())
+
+
+def assert_trees_close(a, b, atol=1e-5):
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=atol), a, b)
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_batch_builder_jit_equals_eager(name, real_images):
+  task = build(name)
+  images, labels = jnp.asarray(real_images[:8]), jnp.arange(8) % 4
+  eager = task.make_batch(jax.random.key(0), images, labels)
+  jitted = jax.jit(task.make_batch)(jax.random.key(0), images, labels)
+  assert_trees_close(eager, jitted, atol=2e-4)
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_batch_builder_sharded_over_8_devices_equals_one(name, real_images):
+  assert jax.device_count() == 8, "conftest sets 8 host devices"
+  task = build(name)
+  images, labels = jnp.asarray(real_images[:16]), jnp.arange(16) % 4
+  mesh = Mesh(np.array(jax.devices()), ("data",))
+  data = NamedSharding(mesh, P("data"))
+  single = jax.jit(task.make_batch)(jax.random.key(0), images, labels)
+  sharded_fn = jax.jit(task.make_batch, in_shardings=(NamedSharding(mesh, P()), data, data))
+  sharded = sharded_fn(jax.random.key(0), jax.device_put(images, data), jax.device_put(labels, data))
+  assert_trees_close(single, sharded, atol=2e-4)
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_forward_and_loss_are_finite(name, real_images):
+  task = build(name)
+  inputs, targets = task.make_batch(jax.random.key(0), jnp.asarray(real_images[:4]), jnp.arange(4))
+  variables = task.model.init({"params": jax.random.key(1), "dropout": jax.random.key(2)}, inputs)
+  outputs = task.model.apply(variables, inputs)
+  loss, metrics = task.loss(outputs, targets)
+  assert np.isfinite(float(loss)) and all(np.isfinite(float(v)) for v in metrics.values())
+  assert "backbone" in variables["params"]
+
+
+def test_rotation_targets_and_inputs(real_images):
+  inputs, targets = build("rotation").make_batch(None, jnp.asarray(real_images[:2]))
+  assert inputs.shape == (8, 64, 64, 3)
+  assert targets.tolist() == [0, 1, 2, 3, 0, 1, 2, 3]
+  np.testing.assert_allclose(inputs[1], np.rot90(np.asarray(inputs[0])), atol=1e-6)
+
+
+def test_jigsaw_target_names_the_permutation_applied(real_images):
+  from sslflax.transforms import invert_permutation, load_permutations, apply_permutation
+  images = jnp.asarray(real_images[:6, :63, :63])
+  # Turn off colour randomness to compare tiles by content.
+  from sslflax.tasks.jigsaw import make_jigsaw_batch
+  perms = jnp.asarray(load_permutations(24))
+  tiles, index = make_jigsaw_batch(jax.random.key(0), images, perms, 3, 21, 0.0, 0.0)
+  unshuffled = apply_permutation(tiles, invert_permutation(perms[index]))
+  from sslflax.transforms import tile_grid, to_float, normalize_per_tile
+  expect = normalize_per_tile(tile_grid(to_float(images), 3))
+  np.testing.assert_allclose(unshuffled, expect, atol=1e-4)
+
+
+def test_counting_loss_equals_formula_on_hand_made_case():
+  down = jnp.array([[1.0, 2.0], [0.0, 1.0]])
+  tiles = jnp.array([[[0.5, 0.5], [0.5, 0.5], [0.0, 0.5], [0.0, 0.5]],
+                     [[0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [1.0, 3.0]]])
+  # tile sums: [1, 2] and [1, 3]; y for image 0 is image 1 (roll by 1) and vice versa.
+  pos = np.array([0.0, 1.0 + 4.0])
+  neg = np.array([(0 - 1) ** 2 + (1 - 2) ** 2, (1 - 1) ** 2 + (2 - 3) ** 2])
+  expect = np.mean(pos + np.maximum(0.0, 10.0 - neg))
+  loss, metrics = counting_loss({"down": down, "tiles": tiles}, None, margin=10.0)
+  np.testing.assert_allclose(float(loss), expect, rtol=1e-6)
+  assert float(metrics["accuracy"]) == 0.5
+
+
+def test_context_loss_only_counts_hidden_pixels():
+  target = jnp.zeros((1, 4, 4, 3))
+  weight = jnp.zeros((1, 4, 4)).at[0, 1:3, 1:3].set(1.0)
+  pred = jnp.ones((1, 4, 4, 3)) * 5.0  # wrong everywhere ...
+  pred = pred.at[0, 1:3, 1:3].set(2.0)  # ... but by 2 on the hidden square
+  loss, _ = context_loss(pred, {"image": target, "weight": weight})
+  np.testing.assert_allclose(float(loss), 4.0, rtol=1e-6)
+
+
+def test_context_inputs_hide_the_center_with_the_mean(real_images):
+  inputs, targets = build("context").make_batch(jax.random.key(0), jnp.asarray(real_images[:2]))
+  center = np.asarray(inputs[:, 16:48, 16:48])
+  assert np.allclose(center, center[:, :1, :1], atol=1e-5)  # a constant fill
+  assert float(targets["weight"].sum()) == 2 * 32 * 32
+
+
+def test_colorization_targets_are_soft_and_weighted(real_images):
+  inputs, targets = build("colorization").make_batch(None, jnp.asarray(real_images[:2]))
+  assert inputs.shape == (2, 64, 64, 3)
+  from sslflax.transforms.normalize import IMAGENET_MEAN, IMAGENET_STD
+  gray = np.asarray(inputs) * np.array(IMAGENET_STD) + np.array(IMAGENET_MEAN)
+  np.testing.assert_allclose(gray[..., 0], gray[..., 2], atol=1e-5)  # only lightness gets in
+  assert targets["soft"].shape == (2, 16, 16, 313)
+  np.testing.assert_allclose(targets["soft"].sum(-1), 1.0, atol=1e-5)
+  assert float(targets["weight"].min()) > 0
+
+
+def test_supervised_requires_labels(real_images):
+  with pytest.raises(ValueError, match="needs labels"):
+    build("supervised").make_batch(None, jnp.asarray(real_images[:2]), None)
