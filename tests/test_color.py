@@ -53,3 +53,25 @@ def test_random_grayscale_probability(real_images):
   out = np.asarray(T.random_grayscale(jax.random.key(0), x, 0.3))
   gray = np.all(np.abs(out[..., 0] - out[..., 1]) < 1e-6, axis=(1, 2))
   assert 0.2 < gray.mean() < 0.4
+
+
+def test_color_jitter_equals_sequential_definition(real_images):
+  """The folded affine map equals brightness -> contrast -> saturation applied in turn."""
+  x = real_images[:8] / 255.0
+  rng = jax.random.key(4)
+  out = np.asarray(T.color_jitter(rng, jnp.asarray(x, jnp.float32), 0.4, 0.4, 0.4))
+  k_factors, _ = jax.random.split(rng)
+  f = np.asarray(T.jitter_factors(k_factors, 8, 0.4, 0.4, 0.4))[:, None, None, None, :]
+  luma = np.array([0.2125, 0.7154, 0.0721])
+  y = x * f[..., 0]
+  mean = (x[:, ::4, ::4] @ luma).mean(axis=(1, 2))[:, None, None, None] * f[..., 0]
+  y = mean + (y - mean) * f[..., 1]
+  gray = (y @ luma)[..., None]
+  y = np.clip(gray + (y - gray) * f[..., 2], 0, 1)
+  np.testing.assert_allclose(out, y, atol=1e-5)
+
+
+def test_lightness_and_uint8_lookup_match_skimage(real_images):
+  ref = skcolor.rgb2lab(real_images[:4])
+  np.testing.assert_allclose(T.rgb_to_lab(jnp.asarray(real_images[:4])), ref, atol=0.01)
+  np.testing.assert_allclose(T.rgb_to_lightness(jnp.asarray(real_images[:4]))[..., 0], ref[..., 0], atol=0.01)

@@ -56,3 +56,15 @@ def test_annealed_mean_interpolates_mode_and_mean():
   ab = jnp.array([[12.0, -37.0]])
   decoded = T.annealed_mean(jnp.log(T.soft_encode(ab, bins) + 1e-12), bins, 0.38)
   assert float(jnp.abs(decoded - ab).max()) < 4.0
+
+
+def test_sparse_soft_encoding_equals_dense_on_every_srgb_colour(real_images):
+  v = np.linspace(0, 1, 40, dtype=np.float32)
+  rgb = np.stack(np.meshgrid(v, v, v, indexing="ij"), -1).reshape(-1, 3)
+  rgb = np.concatenate([rgb, real_images[:2].reshape(-1, 3) / 255.0]).astype(np.float32)
+  ab = T.rgb_to_lab(jnp.asarray(rgb))[:, 1:]
+  dense = np.asarray(T.soft_encode(ab, jnp.asarray(T.ab_bins())))
+  idx, weights = T.soft_encode_sparse(ab)
+  sparse = np.zeros_like(dense)
+  np.put_along_axis(sparse, np.asarray(idx), np.asarray(weights), -1)
+  np.testing.assert_allclose(sparse, dense, atol=1e-6)

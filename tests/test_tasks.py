@@ -64,9 +64,21 @@ def test_forward_and_loss_are_finite(name, real_images):
 
 def test_rotation_targets_and_inputs(real_images):
   inputs, targets = build("rotation").make_batch(None, jnp.asarray(real_images[:2]))
-  assert inputs.shape == (8, 64, 64, 3)
+  assert inputs.shape == (8, 64, 64, 3) and inputs.dtype == jnp.uint8
   assert targets.tolist() == [0, 1, 2, 3, 0, 1, 2, 3]
-  np.testing.assert_allclose(inputs[1], np.rot90(np.asarray(inputs[0])), atol=1e-6)
+  np.testing.assert_array_equal(inputs[1], np.rot90(real_images[0]))
+
+
+def test_counting_tiles_and_downsample_share_one_colour_change(real_images):
+  from sslflax import transforms as T
+  inputs, _ = build("counting").make_batch(jax.random.key(0), jnp.asarray(real_images[:8]))
+  tiles, down = np.asarray(inputs["tiles"], np.float32), np.asarray(inputs["down"], np.float32)
+  assert inputs["tiles"].dtype == jnp.uint8 and tiles.shape == (8, 4, 32, 32, 3)
+  whole = np.asarray(T.untile_grid(jnp.asarray(tiles), 2))
+  # D(x) of the jittered image is close to the 2x2 box-average of the jittered tiles.
+  box = whole.reshape(8, 32, 2, 32, 2, 3).mean(axis=(2, 4))
+  assert np.mean(np.abs(box - down)) < 12
+  assert np.mean(np.abs(whole - real_images[:8])) > 3  # the colours did change
 
 
 def test_jigsaw_target_names_the_permutation_applied(real_images):
@@ -77,9 +89,9 @@ def test_jigsaw_target_names_the_permutation_applied(real_images):
   perms = jnp.asarray(load_permutations(24))
   tiles, index = make_jigsaw_batch(jax.random.key(0), images, perms, 3, 21, 0.0, 0.0)
   unshuffled = apply_permutation(tiles, invert_permutation(perms[index]))
-  from sslflax.transforms import tile_grid, to_float, normalize_per_tile
-  expect = normalize_per_tile(tile_grid(to_float(images), 3))
-  np.testing.assert_allclose(unshuffled, expect, atol=1e-4)
+  from sslflax.transforms import tile_grid
+  assert tiles.dtype == jnp.uint8
+  np.testing.assert_array_equal(unshuffled, tile_grid(images, 3))
 
 
 def test_counting_loss_equals_formula_on_hand_made_case():
@@ -95,31 +107,44 @@ def test_counting_loss_equals_formula_on_hand_made_case():
   assert float(metrics["accuracy"]) == 0.5
 
 
-def test_context_loss_only_counts_hidden_pixels():
-  target = jnp.zeros((1, 4, 4, 3))
-  weight = jnp.zeros((1, 4, 4)).at[0, 1:3, 1:3].set(1.0)
-  pred = jnp.ones((1, 4, 4, 3)) * 5.0  # wrong everywhere ...
-  pred = pred.at[0, 1:3, 1:3].set(2.0)  # ... but by 2 on the hidden square
-  loss, _ = context_loss(pred, {"image": target, "weight": weight})
-  np.testing.assert_allclose(float(loss), 4.0, rtol=1e-6)
+def test_context_loss_only_counts_hidden_pixels_and_weights_the_band():
+  from sslflax.tasks.base import prepare_images
+  image = jnp.full((1, 4, 4, 3), 128, jnp.uint8)
+  target = prepare_images(image)
+  mask = jnp.zeros((1, 4, 4), bool).at[0, 1:3, 1:3].set(True)
+  band = jnp.zeros((1, 4, 4), bool).at[0, 0, 0].set(True)
+  pred = target + 5.0                   # wrong by 5 everywhere ...
+  pred = pred.at[0, 1:3, 1:3].add(-3.0)  # ... but by 2 on the hidden square
+  no_band = {"image": image, "mask": mask, "band": jnp.zeros_like(band)}
+  loss, metrics = context_loss(pred, no_band)
+  np.testing.assert_allclose(float(loss), 4.0, rtol=1e-5)
+  loss, metrics = context_loss(pred, dict(no_band, band=band), overlap_weight=10.0)
+  np.testing.assert_allclose(float(loss), (4 * 4.0 + 10 * 25.0) / 14, rtol=1e-5)
+  np.testing.assert_allclose(float(metrics["masked_mse"]), 4.0, rtol=1e-5)
 
 
 def test_context_inputs_hide_the_center_with_the_mean(real_images):
   inputs, targets = build("context").make_batch(jax.random.key(0), jnp.asarray(real_images[:2]))
   center = np.asarray(inputs[:, 16:48, 16:48])
-  assert np.allclose(center, center[:, :1, :1], atol=1e-5)  # a constant fill
-  assert float(targets["weight"].sum()) == 2 * 32 * 32
+  np.testing.assert_array_equal(center, np.broadcast_to([124, 116, 104], center.shape))  # ImageNet mean
+  assert int(targets["mask"].sum()) == 2 * 32 * 32
+  np.testing.assert_array_equal(np.asarray(inputs)[:, :16], real_images[:2, :16])
 
 
 def test_colorization_targets_are_soft_and_weighted(real_images):
-  inputs, targets = build("colorization").make_batch(None, jnp.asarray(real_images[:2]))
-  assert inputs.shape == (2, 64, 64, 3)
-  from sslflax.transforms.normalize import IMAGENET_MEAN, IMAGENET_STD
-  gray = np.asarray(inputs) * np.array(IMAGENET_STD) + np.array(IMAGENET_MEAN)
-  np.testing.assert_allclose(gray[..., 0], gray[..., 2], atol=1e-5)  # only lightness gets in
-  assert targets["soft"].shape == (2, 16, 16, 313)
-  np.testing.assert_allclose(targets["soft"].sum(-1), 1.0, atol=1e-5)
-  assert float(targets["weight"].min()) > 0
+  from skimage import color as skcolor
+  from sslflax import transforms as T
+  images = real_images[:2]
+  inputs, targets = build("colorization").make_batch(None, jnp.asarray(images))
+  lab = skcolor.rgb2lab(images)
+  np.testing.assert_allclose(inputs[..., 0], lab[..., 0], atol=0.01)  # only L reaches the net
+  assert targets["bins"].shape == (2, 16, 16, 5)
+  np.testing.assert_allclose(targets["weights"].sum(-1), 1.0, atol=1e-5)
+  expect = T.soft_encode(jnp.asarray(lab[:, 2::4, 2::4, 1:], jnp.float32), jnp.asarray(T.ab_bins()))
+  dense = np.zeros((2, 16, 16, 313), np.float32)
+  np.put_along_axis(dense, np.asarray(targets["bins"]), np.asarray(targets["weights"]), -1)
+  np.testing.assert_allclose(dense, expect, atol=1e-3)
+  assert float(targets["pixel_weight"].min()) > 0
 
 
 def test_supervised_requires_labels(real_images):

@@ -13,6 +13,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from sslflax.transforms.color import to_float
+from sslflax.transforms.normalize import standardize
+
 TAP_NAMES = ("conv1", "conv2", "conv3", "conv4", "conv5")
 
 
@@ -49,7 +52,12 @@ def max_pool_3x3(x: jax.Array) -> jax.Array:
 
 
 class AlexNetBN(nn.Module):
-  """AlexNet-BN. Widths default to the paper's 96-256-384-384-256 and fc 4096."""
+  """AlexNet-BN. Widths default to the paper's 96-256-384-384-256 and fc 4096.
+
+  Input: uint8 images, standardised here with ImageNet statistics (XLA fuses
+  this into conv1, so batches stay 8-bit until the first layer), or float
+  inputs that a task has already normalised, used as they are.
+  """
 
   widths: Sequence[int] = (96, 256, 384, 384, 256)
   fc_width: int = 4096
@@ -63,6 +71,9 @@ class AlexNetBN(nn.Module):
     norm = lambda name: nn.BatchNorm(use_running_average=not train, momentum=0.9, name=name,
                                      dtype=self.dtype)
     specs = [(11, 4, 2), (5, 1, 2), (3, 1, 1), (3, 1, 1), (3, 1, 1)]  # kernel, stride, padding
+    if x.dtype == jnp.uint8:
+      x = standardize(to_float(x))
+    x = x.astype(self.dtype)
     taps = {}
     for i, (width, (kernel, stride, pad)) in enumerate(zip(self.widths, specs), start=1):
       x = nn.Conv(width, (kernel, kernel), strides=(stride, stride), padding=pad,

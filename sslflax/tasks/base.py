@@ -6,6 +6,11 @@ A Task bundles three pure pieces:
   loss(outputs, targets) -> (scalar loss, {metric name: scalar})
 The backbone always lives under the parameter name 'backbone', so any task's
 checkpoint feeds the same linear evaluation.
+
+Batch builders keep pixels compact: where pixels are only moved (rotations,
+tiles, masks) or re-quantised after a colour change, inputs stay uint8 and the
+network standardises them in its first layer. That keeps the builders
+memory-light, which is what bounds their speed.
 """
 
 from __future__ import annotations
@@ -60,7 +65,7 @@ def make_task(name: str, backbone: nn.Module, **options) -> Task:
 
 
 def prepare_images(images: jax.Array) -> jax.Array:
-  """uint8 or [0, 1] images -> standardised float32 network input (ImageNet statistics)."""
+  """uint8 or [0, 1] images -> standardised float32 (ImageNet statistics), as the backbone sees them."""
   return standardize(to_float(images))
 
 

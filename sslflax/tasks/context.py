@@ -14,44 +14,47 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from sslflax.tasks.base import Task, register
-from sslflax.transforms.color import to_float
+from sslflax.tasks.base import Task, prepare_images, register
+from sslflax.transforms.color import quantize
 from sslflax.transforms.masks import (boundary_band, central_square_mask, fill_masked,
                                       random_block_mask)
-from sslflax.transforms.normalize import IMAGENET_MEAN, standardize
+from sslflax.transforms.normalize import IMAGENET_MEAN
 
 MASK_KINDS = ("central", "blocks")
 
 
 def make_context_batch(rng: jax.Array, images: jax.Array, labels: jax.Array | None = None,
-                       mask_kind: str = "central", overlap: int = 0, overlap_weight: float = 10.0,
+                       mask_kind: str = "central", overlap: int = 0,
                        fill_value=IMAGENET_MEAN):
-  """inputs: standardised image with the hidden region set to the dataset mean;
-  targets: {'image': the standardised original, 'weight': (B, H, W) loss weight per pixel}.
+  """inputs: the uint8 image with its hidden region set to the dataset mean;
+  targets: {'image': the original, 'mask': hidden pixels (B, H, W), 'band': the
+  visible overlap band of width `overlap` around them (all False for 0)}.
 
   Random only for mask_kind='blocks' (block positions per image, from `rng`).
   """
   del labels
-  x = to_float(images)
-  b, h, w = x.shape[:3]
+  b, h, w = images.shape[:3]
   if mask_kind == "central":
     mask = central_square_mask(b, h, w)
   elif mask_kind == "blocks":
     mask = random_block_mask(rng, b, h, w)
   else:
     raise ValueError(f"unknown mask_kind {mask_kind!r}; choose one of {MASK_KINDS}.")
-  weight = mask.astype(jnp.float32) + overlap_weight * boundary_band(mask, overlap)
-  inputs = standardize(fill_masked(x, mask, jnp.asarray(fill_value, jnp.float32)))
-  return inputs, {"image": standardize(x), "weight": weight}
+  fill = quantize(jnp.asarray(fill_value, jnp.float32)) if images.dtype == jnp.uint8 else fill_value
+  inputs = fill_masked(images, mask, fill)
+  return inputs, {"image": images, "mask": mask, "band": boundary_band(mask, overlap)}
 
 
-def context_loss(prediction: jax.Array, targets) -> tuple[jax.Array, dict[str, jax.Array]]:
-  """Weighted mean squared error over the weighted (hidden) pixels."""
-  weight = targets["weight"][..., None]
-  sq_err = (prediction.astype(jnp.float32) - targets["image"]) ** 2
-  loss = jnp.sum(weight * sq_err) / (jnp.sum(weight) * prediction.shape[-1] + 1e-8)
-  hidden = (targets["weight"] > 0)[..., None]
-  mse = jnp.sum(hidden * sq_err) / (jnp.sum(hidden) * prediction.shape[-1] + 1e-8)
+def context_loss(prediction: jax.Array, targets, overlap_weight: float = 10.0
+                 ) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """Weighted mean squared error in standardised pixel units: weight 1 on hidden
+  pixels, `overlap_weight` on the overlap band, 0 elsewhere."""
+  weight = (targets["mask"] + overlap_weight * targets["band"]).astype(jnp.float32)[..., None]
+  sq_err = (prediction.astype(jnp.float32) - prepare_images(targets["image"])) ** 2
+  channels = prediction.shape[-1]
+  loss = jnp.sum(weight * sq_err) / (jnp.sum(weight) * channels + 1e-8)
+  hidden = targets["mask"][..., None]
+  mse = jnp.sum(hidden * sq_err) / (jnp.sum(hidden) * channels + 1e-8)
   return loss, {"masked_mse": mse}
 
 
@@ -90,6 +93,8 @@ def build(backbone: nn.Module, mask_kind: str = "central", overlap: int = 0,
   if mask_kind not in MASK_KINDS:
     raise ValueError(f"unknown mask_kind {mask_kind!r}; choose one of {MASK_KINDS}.")
   def make_batch(rng, images, labels=None):
-    return make_context_batch(rng, images, labels, mask_kind, overlap, overlap_weight)
+    return make_context_batch(rng, images, labels, mask_kind, overlap)
+  def loss(prediction, targets):
+    return context_loss(prediction, targets, overlap_weight)
   model = ContextNet(backbone.clone(num_fc=0), decoder_width)
-  return Task("context", make_batch, model, context_loss, min_image_size=8)
+  return Task("context", make_batch, model, loss, min_image_size=8)

@@ -13,25 +13,29 @@ import jax
 import jax.numpy as jnp
 
 from sslflax.tasks.base import Task, register
-from sslflax.transforms.color import color_jitter, random_grayscale, to_float
+from sslflax.transforms.color import (apply_color_affine, jitter_affine, jitter_factors,
+                                     mean_luma, quantize)
 from sslflax.transforms.geometry import downsample_random_filter, quadrant_tiles
-from sslflax.transforms.normalize import standardize
 
 
 def make_counting_batch(rng: jax.Array, images: jax.Array, labels: jax.Array | None = None,
                         grayscale_prob: float = 0.3, jitter: float = 0.4):
-  """inputs = {'down': (B, H/2, W/2, 3), 'tiles': (B, 4, H/2, W/2, 3)}, standardised; targets None.
+  """inputs = {'down': (B, H/2, W/2, 3), 'tiles': (B, 4, H/2, W/2, 3)}, uint8; targets None.
 
   Random per image: colour jitter and grayscale (same for the image and its
   tiles, so counts still add up) and the downsampling filter.
   """
   del labels
   k_jit, k_gray, k_filter = jax.random.split(rng, 3)
-  x = color_jitter(k_jit, to_float(images), jitter, jitter, jitter)
-  x = random_grayscale(k_gray, x, grayscale_prob)
-  down = downsample_random_filter(k_filter, x)
-  tiles = quadrant_tiles(x)
-  return {"down": standardize(down), "tiles": standardize(tiles)}, None
+  b = images.shape[0]
+  factors = jitter_factors(k_jit, b, jitter, jitter, jitter)
+  gray = jax.random.bernoulli(k_gray, grayscale_prob, (b,))
+  matrix, offset = jitter_affine(factors, mean_luma(images), gray)
+  # The colour change is affine per image and the downsampling filters are
+  # linear, so they commute: filter the raw image, then change its colour.
+  down = apply_color_affine(downsample_random_filter(k_filter, images), matrix, offset)
+  tiles = quadrant_tiles(quantize(apply_color_affine(images, matrix, offset)))
+  return {"down": quantize(down), "tiles": tiles}, None
 
 
 def counting_loss(outputs, targets=None, margin: float = 10.0):

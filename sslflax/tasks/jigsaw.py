@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from sslflax.tasks.base import Task, classification_loss, register
-from sslflax.transforms.color import channel_jitter, random_grayscale, to_float
+from sslflax.transforms.color import channel_jitter, quantize, random_grayscale, to_float
 from sslflax.transforms.geometry import random_tile_grid
 from sslflax.transforms.normalize import normalize_per_tile
 from sslflax.transforms.permutations import apply_permutation, load_permutations
@@ -21,19 +21,22 @@ def default_tile_size(image_size: int, grid: int = 3) -> int:
 def make_jigsaw_batch(rng: jax.Array, images: jax.Array, permutations: jax.Array,
                       grid: int = 3, tile: int | None = None, grayscale_prob: float = 0.3,
                       jitter: float = 0.1):
-  """inputs: shuffled, per-tile normalised tiles (B, grid^2, t, t, 3); targets: permutation index (B,).
+  """inputs: shuffled uint8 tiles (B, grid^2, t, t, 3); targets: permutation index (B,).
 
-  Random per image: grayscale (prob. grayscale_prob), channel jitter, the crop
-  of each tile inside its cell (gaps), and the permutation drawn from `permutations`.
+  Random per image: the crop of each tile inside its cell (gaps), grayscale
+  (prob. grayscale_prob), channel jitter, and the permutation drawn from
+  `permutations`. JigsawNet normalises each tile (mean/std) as its first step.
   """
   k_gray, k_jit, k_tiles, k_perm = jax.random.split(rng, 4)
   tile = default_tile_size(images.shape[1], grid) if tile is None else tile
-  x = random_grayscale(k_gray, to_float(images), grayscale_prob)
-  x = channel_jitter(k_jit, x, jitter)
-  tiles = random_tile_grid(k_tiles, x, grid, tile)
-  index = jax.random.randint(k_perm, (images.shape[0],), 0, permutations.shape[0])
-  shuffled = apply_permutation(tiles, permutations[index])
-  return normalize_per_tile(shuffled), index
+  b, n = images.shape[0], grid * grid
+  tiles = random_tile_grid(k_tiles, images, grid, tile)
+  # Colour changes per image, applied to its tiles laid side by side (fewer pixels than the image).
+  strip = to_float(tiles.reshape(b, n * tile, tile, tiles.shape[-1]))
+  strip = channel_jitter(k_jit, random_grayscale(k_gray, strip, grayscale_prob), jitter)
+  tiles = quantize(strip).reshape(tiles.shape)
+  index = jax.random.randint(k_perm, (b,), 0, permutations.shape[0])
+  return apply_permutation(tiles, permutations[index]), index
 
 
 class JigsawNet(nn.Module):
@@ -47,6 +50,7 @@ class JigsawNet(nn.Module):
   @nn.compact
   def __call__(self, tiles: jax.Array, train: bool = False) -> jax.Array:
     b, n = tiles.shape[:2]
+    tiles = normalize_per_tile(to_float(tiles))  # hides brightness/contrast shared by neighbours
     _, taps = self.backbone(tiles.reshape((b * n,) + tiles.shape[2:]), train)
     x = nn.Dense(self.tile_features, name="tile_fc")(taps["pool5"])
     x = nn.relu(x).reshape(b, n * self.tile_features)

@@ -5,17 +5,18 @@ from __future__ import annotations
 import jax
 import flax.linen as nn
 
-from sslflax.tasks.base import ClassifierNet, Task, classification_loss, prepare_images, register
+from sslflax.tasks.base import ClassifierNet, Task, classification_loss, register
 from sslflax.transforms.geometry import all_rotations
 
 
 def make_rotation_batch(rng: jax.Array, images: jax.Array, labels: jax.Array | None = None):
-  """All 4 exact rotations of every image: inputs (4B, H, W, 3), targets (4B,) in {0..3}.
+  """All 4 exact rotations of every image: inputs (4B, H, W, 3) in the input dtype
+  (uint8 stays uint8), targets (4B,) in {0..3}.
 
   Deterministic: `rng` is unused (every image gets every rotation).
   """
   del rng, labels
-  return all_rotations(prepare_images(images))
+  return all_rotations(images)
 
 
 @register("rotation")

@@ -5,15 +5,18 @@ from __future__ import annotations
 import jax
 import flax.linen as nn
 
-from sslflax.tasks.base import ClassifierNet, Task, classification_loss, prepare_images, register
+from sslflax.tasks.base import ClassifierNet, Task, classification_loss, register
 
 
 def make_supervised_batch(rng: jax.Array, images: jax.Array, labels: jax.Array | None = None):
-  """Standardised images and their labels. Deterministic (`rng` unused)."""
+  """The images as they are (the backbone standardises uint8) and their labels.
+
+  Deterministic (`rng` unused).
+  """
   del rng
   if labels is None:
     raise ValueError("the supervised task needs labels; use a labelled dataset.")
-  return prepare_images(images), labels
+  return images, labels
 
 
 @register("supervised")

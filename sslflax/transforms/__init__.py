@@ -9,11 +9,12 @@ batches; random ones take an explicit PRNG key. Example:
 """
 
 from sslflax.transforms.color import (
-    channel_jitter, color_jitter, lab_to_rgb, linear_to_srgb, random_grayscale, rgb_to_grayscale,
-    rgb_to_lab, srgb_to_linear, to_float)
+    apply_color_affine, channel_jitter, color_jitter, jitter_affine, jitter_factors, lab_to_rgb,
+    linear_to_srgb, mean_luma, quantize, random_grayscale, rgb_to_grayscale, rgb_to_lab,
+    rgb_to_lightness, srgb_to_linear, to_float)
 from sslflax.transforms.colorbins import (
     ab_bins, annealed_mean, compute_in_gamut_bins, default_prior, empirical_prior, nearest_bins,
-    rebalance_weights, smooth_distribution, soft_encode)
+    rebalance_weights, smooth_distribution, soft_encode, soft_encode_sparse)
 from sslflax.transforms.geometry import (
     DOWNSAMPLE_METHODS, all_rotations, center_crop, crop_at, downsample_random_filter,
     quadrant_tiles, random_crop, random_crop_offsets, random_resized_crop, random_tile_grid, resize,

@@ -29,9 +29,24 @@ def to_float(images: jax.Array) -> jax.Array:
   return images.astype(jnp.float32)
 
 
-def srgb_to_linear(rgb: jax.Array) -> jax.Array:
-  """Undo the sRGB gamma curve (values in [0, 1])."""
+def quantize(images: jax.Array) -> jax.Array:
+  """float [0, 1] -> uint8 [0, 255] (rounded): 4x less memory for pixels that stay 8-bit."""
+  return jnp.round(jnp.clip(images, 0.0, 1.0) * 255.0).astype(jnp.uint8)
+
+
+def _srgb_to_linear_float(rgb: jax.Array) -> jax.Array:
   return jnp.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+
+
+# uint8 input has only 256 values: a table lookup replaces the power function.
+_SRGB_TO_LINEAR_LUT = _srgb_to_linear_float(jnp.arange(256, dtype=jnp.float32) / 255.0)
+
+
+def srgb_to_linear(rgb: jax.Array) -> jax.Array:
+  """Undo the sRGB gamma curve: uint8 [0, 255] (by table lookup) or float [0, 1]."""
+  if rgb.dtype == jnp.uint8:
+    return _SRGB_TO_LINEAR_LUT[rgb]
+  return _srgb_to_linear_float(rgb.astype(jnp.float32))
 
 
 def linear_to_srgb(rgb: jax.Array) -> jax.Array:
@@ -40,13 +55,22 @@ def linear_to_srgb(rgb: jax.Array) -> jax.Array:
   return jnp.where(rgb > 0.0031308, 1.055 * safe ** (1 / 2.4) - 0.055, 12.92 * rgb)
 
 
+def _lab_f(t: jax.Array) -> jax.Array:
+  return jnp.where(t > _EPSILON, jnp.cbrt(t), _KAPPA * t + 16.0 / 116.0)
+
+
 def rgb_to_lab(rgb: jax.Array) -> jax.Array:
-  """sRGB in [0, 1] (..., 3) -> CIE Lab under D65, matching skimage.color.rgb2lab."""
-  xyz = srgb_to_linear(to_float(rgb)) @ _XYZ_FROM_RGB.T
-  xyz = xyz / _D65_WHITE
-  f = jnp.where(xyz > _EPSILON, jnp.cbrt(xyz), _KAPPA * xyz + 16.0 / 116.0)
+  """sRGB (..., 3), uint8 or float in [0, 1] -> CIE Lab under D65, matching skimage.color.rgb2lab."""
+  xyz = srgb_to_linear(rgb) @ _XYZ_FROM_RGB.T
+  f = _lab_f(xyz / _D65_WHITE)
   fx, fy, fz = f[..., 0], f[..., 1], f[..., 2]
   return jnp.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], axis=-1)
+
+
+def rgb_to_lightness(rgb: jax.Array) -> jax.Array:
+  """The L channel of rgb_to_lab alone, (..., 1): cheaper when a and b are not needed."""
+  y = srgb_to_linear(rgb) @ _XYZ_FROM_RGB[1]
+  return (116.0 * _lab_f(y) - 16.0)[..., None]
 
 
 def lab_to_rgb(lab: jax.Array) -> jax.Array:
@@ -67,11 +91,6 @@ def rgb_to_grayscale(rgb: jax.Array, keep_channels: bool = True) -> jax.Array:
   return jnp.repeat(gray, 3, axis=-1) if keep_channels else gray
 
 
-def _per_image(rng: jax.Array, images: jax.Array, low: float, high: float) -> jax.Array:
-  """One uniform factor per image, shaped to broadcast over (H, W, C)."""
-  return jax.random.uniform(rng, (images.shape[0], 1, 1, 1), minval=low, maxval=high)
-
-
 def random_grayscale(rng: jax.Array, images: jax.Array, prob: float) -> jax.Array:
   """Turn each image to (3-channel) grayscale with probability `prob`."""
   images = to_float(images)
@@ -79,20 +98,65 @@ def random_grayscale(rng: jax.Array, images: jax.Array, prob: float) -> jax.Arra
   return jnp.where(pick, rgb_to_grayscale(images), images)
 
 
-def color_jitter(rng: jax.Array, images: jax.Array, brightness: float = 0.4,
-                 contrast: float = 0.4, saturation: float = 0.4) -> jax.Array:
-  """Random brightness, contrast and saturation per image (torchvision-style factors).
+def jitter_factors(rng: jax.Array, batch: int, brightness: float = 0.4, contrast: float = 0.4,
+                   saturation: float = 0.4) -> jax.Array:
+  """(batch, 3) brightness, contrast and saturation factors, each uniform in [1 - s, 1 + s]."""
+  spread = jnp.array([brightness, contrast, saturation], jnp.float32)
+  return 1.0 + spread * jax.random.uniform(rng, (batch, 3), minval=-1.0, maxval=1.0)
 
-  Each factor is drawn uniformly from [1 - s, 1 + s]; the output is clipped to [0, 1].
+
+def mean_luma(images: jax.Array, stride: int = 4) -> jax.Array:
+  """Mean gray level (B,) in [0, 1] of each image, read on a stride x stride subsample.
+
+  The pivot of the contrast change; subsampling makes it a cheap read (within
+  about one grey level of the full mean on photos).
   """
-  images = to_float(images)
-  k_b, k_c, k_s = jax.random.split(rng, 3)
-  images = images * _per_image(k_b, images, 1 - brightness, 1 + brightness)
-  mean = jnp.mean(rgb_to_grayscale(images, keep_channels=False), axis=(1, 2, 3), keepdims=True)
-  images = mean + (images - mean) * _per_image(k_c, images, 1 - contrast, 1 + contrast)
-  gray = rgb_to_grayscale(images)
-  images = gray + (images - gray) * _per_image(k_s, images, 1 - saturation, 1 + saturation)
-  return jnp.clip(images, 0.0, 1.0)
+  return jnp.mean(to_float(images[:, ::stride, ::stride]) @ _LUMA, axis=(1, 2))
+
+
+def jitter_affine(factors: jax.Array, pivot: jax.Array, grayscale: jax.Array | None = None
+                  ) -> tuple[jax.Array, jax.Array]:
+  """The colour change as one affine map per image: out = clip(M @ rgb + offset).
+
+  Brightness (x * b), contrast around the mean gray (m + c (x - m)) and
+  saturation around each pixel's gray (g + s (x - g)) are all linear in rgb,
+  so together with an optional switch to grayscale they fold into a 3x3
+  matrix and an offset: M = b c (G + s (I - G)) (or b c G for grayscale),
+  offset = (1 - c) b mean, where G maps rgb to its luma on every channel.
+  """
+  b, c, s = factors[:, 0], factors[:, 1], factors[:, 2]
+  luma_matrix = jnp.broadcast_to(_LUMA, (3, 3))  # row i: channel i <- luma
+  eye = jnp.eye(3, dtype=jnp.float32)
+  sat = luma_matrix + s[:, None, None] * (eye - luma_matrix)
+  if grayscale is not None:
+    sat = jnp.where(grayscale[:, None, None], luma_matrix, sat)
+  matrix = (b * c)[:, None, None] * sat
+  offset = jnp.broadcast_to(((1.0 - c) * b * pivot)[:, None], (factors.shape[0], 3))
+  return matrix, offset
+
+
+def apply_color_affine(images: jax.Array, matrix: jax.Array, offset: jax.Array) -> jax.Array:
+  """clip(matrix @ rgb + offset) per image: one fused pass (a broadcast sum, not an einsum)."""
+  x = to_float(images)
+  out = offset[:, None, None, :]
+  for i in range(3):
+    out = out + x[..., i:i + 1] * matrix[:, None, None, :, i]
+  return jnp.clip(out, 0.0, 1.0)
+
+
+def color_jitter(rng: jax.Array, images: jax.Array, brightness: float = 0.4,
+                 contrast: float = 0.4, saturation: float = 0.4,
+                 grayscale_prob: float = 0.0) -> jax.Array:
+  """Random brightness, contrast, saturation (and grayscale with grayscale_prob) per image.
+
+  Factors are uniform in [1 - s, 1 + s] (torchvision's ranges), applied in
+  that order without intermediate clipping; the result is clipped to [0, 1].
+  """
+  k_factors, k_gray = jax.random.split(rng)
+  factors = jitter_factors(k_factors, images.shape[0], brightness, contrast, saturation)
+  gray = jax.random.bernoulli(k_gray, grayscale_prob, (images.shape[0],))
+  matrix, offset = jitter_affine(factors, mean_luma(images), gray)
+  return apply_color_affine(images, matrix, offset)
 
 
 def channel_jitter(rng: jax.Array, images: jax.Array, max_shift: float = 0.1) -> jax.Array:

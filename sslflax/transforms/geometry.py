@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from sslflax.transforms.color import to_float
 
 DOWNSAMPLE_METHODS = ("nearest", "linear", "cubic", "area")
 
@@ -135,16 +140,67 @@ def quadrant_tiles(images: jax.Array) -> jax.Array:
   return tile_grid(images, 2)
 
 
+@functools.lru_cache(maxsize=None)
+def _banded_resize_weights(in_size: int, out_size: int, method: str, taps: int) -> np.ndarray:
+  """(out, taps) weights of a 1-D downsampling by 2, read off jax.image.resize's own matrix.
+
+  Output o reads inputs 2o - taps/2 + 1 ... 2o + taps/2; weights outside the
+  image are 0 (resize already renormalises at the borders).
+  """
+  if method == "area":
+    dense = np.zeros((out_size, in_size), np.float32)
+    for o in range(out_size):
+      dense[o, 2 * o:2 * o + 2] = 0.5
+  else:
+    with jax.ensure_compile_time_eval():  # a constant, also when called under jit
+      eye = jnp.eye(in_size, dtype=jnp.float32)[:, :, None, None]  # resize each basis vector
+      dense = np.asarray(jax.image.resize(eye, (in_size, out_size, 1, 1), method, antialias=True))
+    dense = dense[:, :, 0, 0].T  # (out, in)
+  weights = np.zeros((out_size, taps), np.float32)
+  for o in range(out_size):
+    for t in range(taps):
+      i = 2 * o - taps // 2 + 1 + t
+      if 0 <= i < in_size:
+        weights[o, t] = dense[o, i]
+  return weights
+
+
+def _apply_banded(x: jax.Array, weights: jax.Array, axis: int) -> jax.Array:
+  """Per-image banded 1-D filter with stride 2 along `axis` (1 = rows, 2 = cols).
+
+  x: (B, H, W, C) float; weights: (B, out, taps). Each tap is a strided slice,
+  so the work is taps multiply-adds per output value, not a dense matmul.
+  """
+  taps = weights.shape[-1]
+  pad = [(0, 0)] * 4
+  pad[axis] = (taps // 2 - 1, taps // 2)
+  xp = jnp.pad(x, pad)
+  out_size = weights.shape[1]
+  shape = [x.shape[0], 1, 1, 1]
+  shape[axis] = out_size
+  total = 0.0
+  for t in range(taps):
+    sl = [slice(None)] * 4
+    sl[axis] = slice(t, t + 2 * out_size, 2)
+    total = total + xp[tuple(sl)] * weights[:, :, t].reshape(shape)
+  return total
+
+
 def downsample_random_filter(rng: jax.Array, images: jax.Array,
                              methods: tuple[str, ...] = DOWNSAMPLE_METHODS) -> jax.Array:
   """Downsample each image by 2 with a filter drawn per image from `methods`.
 
   Counting (Noroozi et al. 2017) does this so the network cannot tell the
-  downsampled image from a tile by its interpolation artefacts.
+  downsampled image from a tile by its interpolation artefacts. Each result
+  equals resize(image, (H/2, W/2), method) for the image's method; the filters
+  are applied as 8-tap separable strided filters, only the chosen one per image.
   """
   b, h, w, _ = images.shape
   size = (h // 2, w // 2)
-  candidates = jnp.stack([resize(images[:, :2 * size[0], :2 * size[1]], size, m)
-                          for m in methods], axis=1)
+  x = to_float(images)[:, :2 * size[0], :2 * size[1]]
   choice = jax.random.randint(rng, (b,), 0, len(methods))
-  return jnp.take_along_axis(candidates, choice[:, None, None, None, None], axis=1)[:, 0]
+  taps = 8  # the widest 2x kernel here (antialiased cubic) spans 8 inputs
+  rows = jnp.stack([_banded_resize_weights(2 * size[0], size[0], m, taps) for m in methods])
+  cols = jnp.stack([_banded_resize_weights(2 * size[1], size[1], m, taps) for m in methods])
+  x = _apply_banded(x, rows[choice], axis=1)
+  return _apply_banded(x, cols[choice], axis=2)
