@@ -1,0 +1,9 @@
+"""Experiment: colorization. See configs/common.py for the variants (default, smoke, paper[-60k|-120k])."""
+
+from configs.common import get_base_config
+
+
+def get_config(arg: str | None = None):
+  config = get_base_config("colorization", arg)
+  config.task.options.rebalance_lambda = 0.5
+  return config

@@ -1,0 +1,14 @@
+"""Experiment: jigsaw. See configs/common.py for the variants (default, smoke, paper[-60k|-120k])."""
+
+from configs.common import get_base_config
+
+
+def get_config(arg: str | None = None):
+  config = get_base_config("jigsaw", arg)
+  config.task.options.num_permutations = 1000 if config.variant != "smoke" else 24
+  if config.variant == "smoke":
+    config.task.options.tile_features = 32
+    config.task.options.hidden = 64
+  elif config.variant.startswith("paper"):
+    config.pretrain.image_size = 225  # 3x3 cells of 75 px, 64-px tiles, as the paper
+  return config

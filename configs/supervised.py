@@ -1,0 +1,9 @@
+"""Experiment: supervised. See configs/common.py for the variants (default, smoke, paper[-60k|-120k])."""
+
+from configs.common import get_base_config
+
+
+def get_config(arg: str | None = None):
+  config = get_base_config("supervised", arg)
+  config.task.options.num_classes = 1000 if config.variant.startswith("paper") else 6
+  return config

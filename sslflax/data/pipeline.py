@@ -1,0 +1,197 @@
+"""TFDS input pipelines: every dataset, subsets, per-host shares, fixed-shape uint8 batches.
+
+Only decoding, resizing, cropping, shuffling and batching happen on the host
+(tf.data); everything task-specific happens on device inside the jitted step.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Iterator
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import tensorflow as tf  # noqa: E402
+import tensorflow_datasets as tfds  # noqa: E402
+
+from sslflax.data import sample_builder  # noqa: F401  (registers sslflax_sample)
+
+tf.config.set_visible_devices([], "GPU")  # TensorFlow must never take GPU memory from JAX
+tfds.disable_progress_bar()
+
+SAMPLE_PRETRAIN = "sslflax_sample/photos"
+SAMPLE_DOWNSTREAM = "sslflax_sample/fashion"
+_LOCAL_BUILDERS = ("sslflax_sample",)  # built from files on this machine: never a download
+
+
+class DatasetError(ValueError):
+  """A dataset that cannot be used as asked: unknown, unprepared, wrong split or size."""
+
+
+def default_data_dir() -> str:
+  return os.environ.get("TFDS_DATA_DIR", os.path.expanduser("~/tensorflow_datasets"))
+
+
+def prepare_instructions(name: str, data_dir: str) -> str:
+  """How to make `name` available offline: one actionable sentence."""
+  if name.startswith("imagenet2012"):
+    manual = os.path.join(data_dir, "downloads", "manual")
+    return (f"put ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar in {manual} and run "
+            f"`tfds build imagenet2012 --data_dir={data_dir}` once")
+  return (f"run `tfds build {name} --data_dir={data_dir}` on a machine with network access "
+          f"and copy {data_dir}/{name.split('/')[0]} here")
+
+
+def get_builder(name: str, data_dir: str | None = None) -> tfds.core.DatasetBuilder:
+  """The prepared builder for `name`; local builders are built on first use.
+
+  Fails in well under a second, never by trying a download, when the dataset
+  is unknown or not prepared.
+  """
+  data_dir = data_dir or default_data_dir()
+  try:
+    builder = tfds.builder(name, data_dir=data_dir)
+  except tfds.core.registered.DatasetNotFoundError as e:
+    raise DatasetError(f"unknown dataset {name!r}: not a TFDS name "
+                       f"(e.g. cifar10, svhn_cropped, oxford_flowers102, imagenet2012, "
+                       f"{SAMPLE_DOWNSTREAM}) nor an image folder.") from e
+  if not builder.is_prepared():
+    if name.split("/")[0] in _LOCAL_BUILDERS or getattr(builder, "LOCAL_FILES", False):
+      builder.download_and_prepare()
+    else:
+      raise DatasetError(f"dataset {name!r} is not prepared in {data_dir} and this run will not "
+                         f"download it: {prepare_instructions(name, data_dir)}.")
+  return builder
+
+
+def base_split(split: str) -> str:
+  """'train[:10%]' -> 'train'."""
+  return re.split(r"[\[+]", split, maxsplit=1)[0]
+
+
+def check_split(builder: tfds.core.DatasetBuilder, split: str) -> None:
+  splits = sorted(builder.info.splits.keys())
+  if base_split(split) not in splits:
+    raise DatasetError(f"dataset {builder.info.full_name!r} has no split {split!r}; "
+                       f"its splits are {splits}.")
+
+
+def split_size(builder: tfds.core.DatasetBuilder, split: str) -> int:
+  return builder.info.splits[split].num_examples
+
+
+def num_classes(builder: tfds.core.DatasetBuilder) -> int:
+  label = builder.info.features["label"] if "label" in builder.info.features else None
+  if label is None or not hasattr(label, "num_classes"):
+    raise DatasetError(f"dataset {builder.info.full_name!r} has no class labels; "
+                       f"use a labelled dataset here (or a folder with class subfolders).")
+  return label.num_classes
+
+
+def balanced_subset_indices(labels: np.ndarray | None, size: int, seed: int) -> np.ndarray:
+  """`size` sorted record indices: the same for a seed on every run and host.
+
+  With labels: as even as possible across classes (the remainder goes to
+  classes picked at random). Without: a uniform random subset.
+  """
+  total = len(labels) if labels is not None else 0
+  if size > total:
+    raise DatasetError(f"subset of {size} asked from a split of {total} images; "
+                       f"ask for at most {total}.")
+  rng = np.random.default_rng(seed)
+  if labels is None:
+    return np.sort(rng.choice(total, size, replace=False))
+  classes = np.unique(labels)
+  members = [rng.permutation(np.flatnonzero(labels == c)) for c in classes]
+  quota = np.full(len(classes), size // len(classes))
+  quota[rng.permutation(len(classes))[: size % len(classes)]] += 1
+  # A class smaller than its quota gives its shortfall to the others, round-robin.
+  quota = np.minimum(quota, [len(m) for m in members])
+  while quota.sum() < size:
+    room = np.flatnonzero(quota < [len(m) for m in members])
+    quota[room[: size - quota.sum()]] += 1
+  return np.sort(np.concatenate([m[:q] for m, q in zip(members, quota)]))
+
+
+def _labels_of(builder: tfds.core.DatasetBuilder, split: str) -> np.ndarray | None:
+  """Every label of a split in record order (images are not decoded)."""
+  if "label" not in builder.info.features:
+    return None
+  ds = builder.as_dataset(split=split, shuffle_files=False,
+                          decoders={"image": tfds.decode.SkipDecoding()})
+  return np.fromiter((int(x) for x in ds.map(lambda ex: ex["label"]).as_numpy_iterator()),
+                     np.int64)
+
+
+def preprocess(image: tf.Tensor, size: int, train: bool, seed: tf.Tensor | None = None) -> tf.Tensor:
+  """Any image -> (size, size, 3) uint8: gray to RGB, shorter side to `size`, crop
+  (random when training, central otherwise)."""
+  image = image[..., :3]
+  if image.shape[-1] == 1:
+    image = tf.image.grayscale_to_rgb(image)
+  shape = tf.shape(image)
+  scale = size / tf.cast(tf.minimum(shape[0], shape[1]), tf.float32)
+  new_hw = tf.maximum(size, tf.cast(tf.math.ceil(tf.cast(shape[:2], tf.float32) * scale), tf.int32))
+  image = tf.image.resize(image, new_hw, antialias=True)
+  if train:
+    image = tf.image.stateless_random_crop(image, (size, size, 3), seed)
+  else:
+    top, left = (new_hw[0] - size) // 2, (new_hw[1] - size) // 2
+    image = image[top:top + size, left:left + size]
+  return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+
+
+def make_dataset(name: str, split: str, *, image_size: int, batch_size: int, train: bool,
+                 seed: int = 0, subset_size: int | None = None, data_dir: str | None = None,
+                 host_id: int = 0, host_count: int = 1, skip_batches: int = 0,
+                 need_labels: bool = True) -> tf.data.Dataset:
+  """Batches {'image': uint8 (B, S, S, 3), 'label': int32 (B,)} of this host's share.
+
+  train=True: shuffled (seeded), repeated forever, random crops, fixed batch
+  shape; `skip_batches` resumes the exact stream of an interrupted run.
+  train=False: one pass in order, central crops, the last batch may be smaller.
+  """
+  builder = get_builder(name, data_dir)
+  check_split(builder, split)
+  if need_labels:
+    num_classes(builder)
+  read = tfds.ReadConfig(shuffle_seed=seed, interleave_cycle_length=1)  # deterministic order
+  if subset_size is not None:
+    indices = balanced_subset_indices(_labels_of(builder, split), subset_size, seed)
+    ds = builder.as_dataset(split=split, shuffle_files=False, read_config=read)
+    keep = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
+        tf.constant(indices, tf.int64), tf.ones(len(indices), tf.int64)), default_value=0)
+    def in_subset(index, example):
+      del example
+      return keep.lookup(index) > 0
+    def drop_index(index, example):
+      del index
+      return example
+    ds = ds.enumerate().filter(in_subset).map(drop_index)
+    ds = ds.shard(host_count, host_id)
+  else:
+    host_split = tfds.even_splits(split, n=host_count)[host_id] if host_count > 1 else split
+    ds = builder.as_dataset(split=host_split, shuffle_files=False, read_config=read)
+  has_label = "label" in builder.info.features
+
+  def to_example(index, ex):
+    crop_seed = tf.stack([tf.cast(seed, tf.int64), index])
+    image = preprocess(ex["image"], image_size, train, crop_seed)
+    label = tf.cast(ex["label"], tf.int32) if has_label else tf.constant(-1, tf.int32)
+    return {"image": image, "label": label}
+
+  if train:
+    ds = ds.cache() if subset_size is not None or split_size(builder, base_split(split)) < 50_000 else ds
+    ds = ds.shuffle(10_000, seed=seed, reshuffle_each_iteration=True).repeat()
+    ds = ds.skip(skip_batches * batch_size)
+  ds = ds.enumerate().map(to_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  ds = ds.batch(batch_size, drop_remainder=train)
+  options = tf.data.Options()
+  options.deterministic = True
+  return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def numpy_batches(ds: tf.data.Dataset) -> Iterator[dict[str, np.ndarray]]:
+  return ds.as_numpy_iterator()

@@ -1,0 +1,113 @@
+"""Linear evaluation: a frozen backbone (BatchNorm in inference mode) and a linear softmax
+classifier trained on the features of one tap (conv3 by default) of a labelled dataset."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from sslflax import data as data_lib
+from sslflax.models import TAP_NAMES, adaptive_max_pool
+
+# The standard per-layer probe protocol pools each tap to about 9k features.
+PROBE_POOL = {"conv1": 12, "conv2": 7, "conv3": 5, "conv4": 5, "conv5": 6}
+
+
+def resolve_taps(taps) -> tuple[str, ...]:
+  taps = tuple(taps)
+  if taps == ("all",):
+    return TAP_NAMES
+  unknown = [t for t in taps if t not in PROBE_POOL]
+  if unknown:
+    raise ValueError(f"unknown linear_eval.taps {unknown}; choose from {list(TAP_NAMES)} or ('all',).")
+  return taps
+
+
+def tap_features(backbone, variables, images: jax.Array, taps: tuple[str, ...]) -> dict[str, jax.Array]:
+  """Frozen forward pass: each tap max-pooled to its probe size and flattened."""
+  _, out = backbone.apply(variables, images, train=False)
+  return {t: adaptive_max_pool(out[t], (PROBE_POOL[t],) * 2).reshape(images.shape[0], -1)
+          for t in taps}
+
+
+def extract(backbone, variables, ds, taps, mesh) -> tuple[dict[str, np.ndarray], np.ndarray]:
+  """Features and labels of a whole (finite) dataset; batches padded to one shape, sharded over the mesh."""
+  data_sharding = NamedSharding(mesh, P("data"))
+  fn = jax.jit(functools.partial(tap_features, backbone, taps=taps), out_shardings=NamedSharding(mesh, P()))
+  feats, labels, batch_size = {t: [] for t in taps}, [], None
+  for batch in ds.as_numpy_iterator():
+    n = len(batch["label"])
+    batch_size = batch_size or -(-n // mesh.size) * mesh.size
+    images = np.zeros((batch_size,) + batch["image"].shape[1:], np.uint8)
+    images[:n] = batch["image"]
+    out = jax.device_get(fn(variables, jax.device_put(images, data_sharding)))
+    for t in taps:
+      feats[t].append(out[t][:n])
+    labels.append(batch["label"])
+  return {t: np.concatenate(v) for t, v in feats.items()}, np.concatenate(labels)
+
+
+def train_linear_classifier(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
+                            y_test: np.ndarray, num_classes: int, *, epochs: int, batch_size: int,
+                            lr: float, decay_per_epoch: float, weight_decay: float, seed: int) -> float:
+  """Softmax regression on standardised features (Adam, lr decayed per epoch); returns test top-1."""
+  mean, std = x_train.mean(0), x_train.std(0) + 1e-6  # a parameter-free BatchNorm before the probe
+  x_train = jnp.asarray((x_train - mean) / std)
+  x_test = jnp.asarray((x_test - mean) / std)
+  y_train = jnp.asarray(y_train)
+  steps_per_epoch = max(1, -(-len(y_train) // batch_size))
+  tx = optax.chain(optax.add_decayed_weights(weight_decay),
+                   optax.adam(optax.exponential_decay(lr, steps_per_epoch, decay_per_epoch)))
+  params = {"w": jnp.zeros((x_train.shape[1], num_classes)), "b": jnp.zeros((num_classes,))}
+  opt_state = tx.init(params)
+
+  @jax.jit
+  def step(params, opt_state, idx):
+    def loss_fn(p):
+      logits = x_train[idx] @ p["w"] + p["b"]
+      return optax.softmax_cross_entropy_with_integer_labels(logits, y_train[idx]).mean()
+    grads = jax.grad(loss_fn)(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state
+
+  rng = np.random.default_rng(seed)
+  for _ in range(epochs):
+    order = rng.permutation(len(y_train))
+    for i in range(steps_per_epoch):
+      idx = order[i * batch_size:(i + 1) * batch_size]
+      if len(idx) < batch_size:  # keep one shape: fill the last batch from the start
+        idx = np.concatenate([idx, order[: batch_size - len(idx)]])
+      params, opt_state = step(params, opt_state, jnp.asarray(idx))
+  predictions = jnp.argmax(x_test @ params["w"] + params["b"], -1)
+  return float(jnp.mean(predictions == jnp.asarray(y_test)))
+
+
+def linear_eval(backbone, variables, config, mesh, *, print_fn=print) -> dict[str, dict[str, float]]:
+  """{dataset: {tap: top-1 on its test split}} for every config.linear_eval dataset."""
+  le = config.linear_eval
+  taps = resolve_taps(le.taps)
+  results = {}
+  for name in le.datasets:
+    builder = data_lib.get_builder(name, config.pretrain.data_dir)
+    classes = data_lib.num_classes(builder)
+    common = dict(image_size=le.image_size, batch_size=le.batch_size, train=False,
+                  seed=config.seed, data_dir=config.pretrain.data_dir)
+    train_ds = data_lib.make_dataset(name, le.train_split, subset_size=le.train_subset, **common)
+    test_ds = data_lib.make_dataset(name, le.test_split, **common)
+    x_train, y_train = extract(backbone, variables, train_ds, taps, mesh)
+    x_test, y_test = extract(backbone, variables, test_ds, taps, mesh)
+    results[name] = {}
+    for tap in taps:
+      top1 = train_linear_classifier(
+          x_train[tap], y_train, x_test[tap], y_test, classes, epochs=le.epochs,
+          batch_size=min(le.batch_size, len(y_train)), lr=le.lr, decay_per_epoch=le.decay_per_epoch,
+          weight_decay=le.weight_decay, seed=config.seed)
+      results[name][tap] = top1
+      print_fn(f"[linear eval] {name} {tap} ({x_train[tap].shape[1]} features, "
+               f"{len(y_train)} train / {len(y_test)} test): top-1 {top1:.4f}", flush=True)
+  return results

@@ -1,0 +1,86 @@
+"""One experiment: pretrain (unless random init) -> Orbax checkpoint -> linear evaluation -> results.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from sslflax.evaluate.linear import linear_eval
+from sslflax.train import checkpoint as ckpt_lib
+from sslflax.train.loop import (backbone_from_config, check_config, data_mesh, init_state, pretrain,
+                                task_from_config)
+from sslflax.train.optim import make_optimizer
+
+RANDOM_INIT = "random"
+
+
+def backbone_variables_from_state(state) -> dict[str, Any]:
+  return {"params": state.params["backbone"], "batch_stats": state.batch_stats["backbone"]}
+
+
+def restore_backbone(config, workdir: str, mesh) -> dict[str, Any]:
+  """The backbone variables of the newest readable checkpoint in the workdir."""
+  task = task_from_config(config)
+  check_config(config, task, jax.device_count())
+  tx = make_optimizer(config.optim, max(config.pretrain.steps, 1), 1)
+  manager = ckpt_lib.make_manager(workdir, config.checkpoint.every_steps, config.checkpoint.keep)
+  state = ckpt_lib.restore_latest(manager, init_state(config, task, tx, mesh))
+  if state is None:
+    raise FileNotFoundError(f"no checkpoint in {os.path.join(workdir, 'checkpoints')} to evaluate; "
+                            f"run without eval_only first (or point --workdir at a pretraining run).")
+  return backbone_variables_from_state(state)
+
+
+def random_backbone(config) -> dict[str, Any]:
+  """The baseline: the same network at its random initialisation (seeded)."""
+  backbone = backbone_from_config(config).clone(num_fc=0)
+  size = config.linear_eval.image_size
+  return backbone.init(jax.random.key(config.seed), jnp.zeros((1, size, size, 3), jnp.uint8))
+
+
+def format_table(results: dict[str, Any]) -> str:
+  rows = [f"{'dataset':<28}{'tap':<8}{'top-1':>8}"]
+  for dataset, taps in results["linear_eval"].items():
+    for tap, top1 in taps.items():
+      rows.append(f"{dataset:<28}{tap:<8}{top1:>8.4f}")
+  return "\n".join(rows)
+
+
+def run(config, workdir: str, *, print_fn=print) -> dict[str, Any]:
+  """Run the whole experiment described by `config`, writing workdir/results.json."""
+  start = time.time()
+  os.makedirs(workdir, exist_ok=True)
+  mesh = data_mesh()
+  pretext: dict[str, Any] = {}
+  if config.task.name == RANDOM_INIT:
+    variables = random_backbone(config)
+  elif config.eval_only:
+    variables = restore_backbone(config, workdir, mesh)
+  else:
+    out = pretrain(config, workdir, print_fn=print_fn)
+    variables = backbone_variables_from_state(out.pop("state"))
+    pretext = out
+  backbone = backbone_from_config(config).clone(num_fc=0)
+  accuracy = linear_eval(backbone, variables, config, mesh, print_fn=print_fn)
+  results = {
+      "experiment": config.experiment,
+      "variant": config.variant,
+      "task": config.task.name,
+      "config": json.loads(config.to_json_best_effort()),
+      "pretext": {k: v for k, v in pretext.items() if k != "state"},
+      "linear_eval": accuracy,
+      "wall_time_s": time.time() - start,
+      "devices": f"{jax.device_count()} x {jax.devices()[0].device_kind}",
+  }
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "results.json"), "w") as f:
+      json.dump(results, f, indent=2)
+    print_fn(format_table(results))
+    print_fn(f"results: {os.path.join(workdir, 'results.json')}  "
+             f"({results['wall_time_s']:.0f} s)")
+  return results

@@ -1,0 +1,34 @@
+"""Command line: python -m sslflax.main --config=configs/rotation.py[:variant] --workdir=DIR
+
+Any config field can be overridden, e.g. --config.optim.lr=0.01 --config.pretrain.steps=100.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags, logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file[:variant].",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, metrics and results.json go.")
+_MULTIHOST = flags.DEFINE_bool("multihost", False,
+                               "Call jax.distributed.initialize() first (SLURM or JAX_* env vars).")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)  # progress lines are printed; library INFO logs are noise
+  import tensorflow as tf
+  tf.config.set_visible_devices([], "GPU")  # TensorFlow stays off the GPUs JAX uses
+  import jax
+  if _MULTIHOST.value:
+    jax.distributed.initialize()
+  from sslflax import experiment
+  experiment.run(_CONFIG.value, _WORKDIR.value)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,191 @@
+"""Pretraining: data-parallel jitted steps over a ('data',) mesh, checkpoints, metrics, progress."""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from sslflax import data as data_lib
+from sslflax.models import make_backbone
+from sslflax.tasks import Task, make_task
+from sslflax.train import checkpoint as ckpt_lib
+from sslflax.train.optim import make_optimizer
+from sslflax.train.state import TrainState, create_train_state
+from sslflax.train.step import train_step
+
+
+class NonFiniteLossError(FloatingPointError):
+  """The loss became NaN or inf: the run stops; the last good checkpoint stays."""
+
+
+def data_mesh() -> Mesh:
+  """A 1-D mesh over every device of every host."""
+  return Mesh(np.array(jax.devices()), ("data",))
+
+
+def backbone_from_config(config):
+  m = config.model
+  return make_backbone(m.name, widths=tuple(m.widths), fc_width=m.fc_width,
+                       pool_size=m.pool_size, dropout=m.dropout)
+
+
+def task_from_config(config) -> Task:
+  return make_task(config.task.name, backbone_from_config(config), **config.task.options.to_dict())
+
+
+def check_config(config, task: Task, num_devices: int) -> None:
+  """Errors a run would otherwise hit later (or never notice), before any work starts."""
+  batch = config.pretrain.batch_size
+  if batch % num_devices:
+    raise ValueError(f"pretrain.batch_size={batch} is not divisible by the {num_devices} devices; "
+                     f"use a multiple of {num_devices} (e.g. {num_devices * max(1, batch // num_devices)}).")
+  if config.pretrain.image_size < task.min_image_size:
+    raise ValueError(f"pretrain.image_size={config.pretrain.image_size} is too small for task "
+                     f"{task.name!r}, which needs at least {task.min_image_size} px.")
+  if task.name == "jigsaw":
+    from sslflax.tasks.jigsaw import default_tile_size
+    grid = config.task.options.get("grid", 3)
+    tile = config.task.options.get("tile") or default_tile_size(config.pretrain.image_size, grid)
+    if tile > config.pretrain.image_size // grid or tile < 4:
+      raise ValueError(f"pretrain.image_size={config.pretrain.image_size} is too small for "
+                       f"jigsaw tiles of {tile} px in a {grid}x{grid} grid; use at least "
+                       f"{grid * 8} px.")
+
+
+def host_batch(batch: dict[str, np.ndarray], sharding: NamedSharding) -> tuple[jax.Array, jax.Array]:
+  """This host's part of the global batch -> global arrays sharded over the mesh."""
+  images = jax.make_array_from_process_local_data(sharding, batch["image"])
+  labels = jax.make_array_from_process_local_data(sharding, batch["label"])
+  return images, labels
+
+
+def format_eta(seconds: float) -> str:
+  seconds = int(max(seconds, 0))
+  return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+class MetricWriter:
+  """Metrics to DIR/metrics.jsonl (one JSON object a line) and to TensorBoard (DIR/tb)."""
+
+  def __init__(self, workdir: str, enabled: bool = True):
+    self.enabled = enabled
+    if not enabled:
+      return
+    import tensorflow as tf
+    self._tf = tf
+    self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
+    self._tb = tf.summary.create_file_writer(os.path.join(workdir, "tb"))
+
+  def write(self, step: int, metrics: dict[str, float]) -> None:
+    if not self.enabled:
+      return
+    self._jsonl.write(json.dumps({"step": step, **metrics}) + "\n")
+    self._jsonl.flush()
+    with self._tb.as_default():
+      for key, value in metrics.items():
+        self._tf.summary.scalar(key, value, step=step)
+    self._tb.flush()
+
+  def close(self) -> None:
+    if self.enabled:
+      self._jsonl.close()
+      self._tb.close()
+
+
+def init_state(config, task: Task, tx, mesh: Mesh) -> TrainState:
+  """A fresh state, replicated over the mesh (initialised from an all-zero example batch)."""
+  size = config.pretrain.image_size
+  example = jnp.zeros((max(2, jax.device_count()), size, size, 3), jnp.uint8)
+  labels = jnp.zeros((example.shape[0],), jnp.int32)
+  replicated = NamedSharding(mesh, P())
+  init = jax.jit(functools.partial(create_train_state, task=task, tx=tx),
+                 out_shardings=replicated)
+  return init(jax.random.key(config.seed), example_images=example, example_labels=labels)
+
+
+def pretrain(config, workdir: str, *, print_fn=print) -> dict[str, Any]:
+  """Pretrain config.task on config.pretrain.dataset; resumes from the workdir's last checkpoint.
+
+  Returns the final metrics, images/s and wall time. Restarting the same
+  command after a kill continues from the last checkpoint (state, optimiser,
+  step and data position) and ends in the same state as an uninterrupted run.
+  """
+  mesh = data_mesh()
+  task = task_from_config(config)
+  check_config(config, task, jax.device_count())
+  pc = config.pretrain
+  builder = data_lib.get_builder(pc.dataset, pc.data_dir)
+  if task.needs_labels:
+    data_lib.num_classes(builder)
+  examples = pc.subset_size or builder.info.splits[pc.split].num_examples
+  steps_per_epoch = max(1, examples // pc.batch_size)
+  tx = make_optimizer(config.optim, pc.steps, steps_per_epoch)
+  ckpt_lib.claim_workdir(workdir, config.experiment, task.name)
+
+  state = init_state(config, task, tx, mesh)
+  manager = ckpt_lib.make_manager(workdir, config.checkpoint.every_steps, config.checkpoint.keep)
+  restored = ckpt_lib.restore_latest(manager, state)
+  if restored is not None:
+    state = restored
+    print_fn(f"resumed from step {int(state.step)} ({os.path.join(workdir, 'checkpoints')})")
+  start = int(state.step)
+
+  data_sharding = NamedSharding(mesh, P("data"))
+  replicated = NamedSharding(mesh, P())
+  step_fn = jax.jit(functools.partial(train_step, task, tx),
+                    in_shardings=(replicated, data_sharding, data_sharding),
+                    out_shardings=(replicated, replicated), donate_argnums=0)
+  per_host = pc.batch_size // jax.process_count()
+  ds = data_lib.make_dataset(pc.dataset, pc.split, image_size=pc.image_size, batch_size=per_host,
+                             train=True, seed=config.seed, subset_size=pc.subset_size,
+                             data_dir=pc.data_dir, host_id=jax.process_index(),
+                             host_count=jax.process_count(), skip_batches=start,
+                             need_labels=task.needs_labels)
+  batches = ds.as_numpy_iterator()
+  writer = MetricWriter(workdir, enabled=jax.process_index() == 0)
+  last, t0, timed_images = {}, time.time(), 0
+  window_start, window_images = time.time(), 0
+  try:
+    for step in range(start, pc.steps):
+      images, labels = host_batch(next(batches), data_sharding)
+      state, metrics = step_fn(state, images, labels)
+      window_images += pc.batch_size
+      done = step + 1
+      save = manager.should_save(done) or done == pc.steps
+      if done % config.log_every_steps == 0 or save:
+        last = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        if not all(math.isfinite(v) for v in last.values()):
+          raise NonFiniteLossError(
+              f"loss is {last['loss']} at step {done} of {task.name}; stopping. The last good "
+              f"checkpoint (step {manager.latest_step()}) is kept; lower optim.lr "
+              f"(now {config.optim.lr}) or check the input data.")
+        rate = window_images / max(time.time() - window_start, 1e-9)
+        timed_images += window_images
+        window_start, window_images = time.time(), 0
+        last["images_per_sec"] = rate
+        writer.write(done, last)
+        metric = next((k for k in ("accuracy", "masked_mse") if k in last), None)
+        extra = f"  {metric} {last[metric]:.4f}" if metric else ""
+        print_fn(f"[{task.name}] step {done}/{pc.steps}  loss {last['loss']:.4f}{extra}  "
+                 f"{rate:,.0f} img/s  ETA {format_eta((pc.steps - done) * pc.batch_size / rate)}",
+                 flush=True)
+      if save:  # only states whose loss was just checked finite
+        manager.save(done, args=ocp.args.StandardSave(state), force=done == pc.steps)
+  finally:
+    manager.wait_until_finished()
+    writer.close()
+  wall = time.time() - t0
+  return {"steps": pc.steps, "final_metrics": last, "wall_time_s": wall,
+          "images_per_sec": timed_images / wall if wall > 0 and timed_images else None,
+          "state": state}
+
