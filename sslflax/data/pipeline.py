@@ -16,7 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 import tensorflow_datasets as tfds  # noqa: E402
 
-from sslflax.data import sample_builder  # noqa: F401  (registers sslflax_sample)
+from sslflax.data import folder, sample_builder  # noqa: F401  (registers sslflax_sample)
 
 tf.config.set_visible_devices([], "GPU")  # TensorFlow must never take GPU memory from JAX
 tfds.disable_progress_bar()
@@ -32,6 +32,11 @@ class DatasetError(ValueError):
 
 def default_data_dir() -> str:
   return os.environ.get("TFDS_DATA_DIR", os.path.expanduser("~/tensorflow_datasets"))
+
+
+def is_folder(name: str) -> bool:
+  """An image folder is named by its path (or 'folder:PATH')."""
+  return name.startswith("folder:") or os.sep in name and os.path.isdir(os.path.expanduser(name))
 
 
 def prepare_instructions(name: str, data_dir: str) -> str:
@@ -51,6 +56,11 @@ def get_builder(name: str, data_dir: str | None = None) -> tfds.core.DatasetBuil
   is unknown or not prepared.
   """
   data_dir = data_dir or default_data_dir()
+  if is_folder(name):
+    builder = folder.folder_builder(name.removeprefix("folder:"), data_dir)
+    if not builder.is_prepared():
+      builder.download_and_prepare()
+    return builder
   try:
     builder = tfds.builder(name, data_dir=data_dir)
   except tfds.core.registered.DatasetNotFoundError as e:
@@ -58,7 +68,7 @@ def get_builder(name: str, data_dir: str | None = None) -> tfds.core.DatasetBuil
                        f"(e.g. cifar10, svhn_cropped, oxford_flowers102, imagenet2012, "
                        f"{SAMPLE_DOWNSTREAM}) nor an image folder.") from e
   if not builder.is_prepared():
-    if name.split("/")[0] in _LOCAL_BUILDERS or getattr(builder, "LOCAL_FILES", False):
+    if name.split("/")[0] in _LOCAL_BUILDERS:
       builder.download_and_prepare()
     else:
       raise DatasetError(f"dataset {name!r} is not prepared in {data_dir} and this run will not "
@@ -73,13 +83,19 @@ def base_split(split: str) -> str:
 
 def check_split(builder: tfds.core.DatasetBuilder, split: str) -> None:
   splits = sorted(builder.info.splits.keys())
-  if base_split(split) not in splits:
+  # A prepared dataset always lists its splits; only tfds.testing.mock_data leaves them unknown.
+  if splits and base_split(split) not in splits:
     raise DatasetError(f"dataset {builder.info.full_name!r} has no split {split!r}; "
                        f"its splits are {splits}.")
 
 
-def split_size(builder: tfds.core.DatasetBuilder, split: str) -> int:
-  return builder.info.splits[split].num_examples
+def split_size(builder: tfds.core.DatasetBuilder, split: str) -> int | None:
+  """Number of examples in a split, None where TFDS does not know it (mocked datasets)."""
+  try:
+    size = builder.info.splits[split].num_examples
+  except KeyError:
+    return None
+  return size if isinstance(size, int) else None
 
 
 def num_classes(builder: tfds.core.DatasetBuilder) -> int:
@@ -183,7 +199,8 @@ def make_dataset(name: str, split: str, *, image_size: int, batch_size: int, tra
     return {"image": image, "label": label}
 
   if train:
-    ds = ds.cache() if subset_size is not None or split_size(builder, base_split(split)) < 50_000 else ds
+    size = subset_size or split_size(builder, base_split(split))
+    ds = ds.cache() if size is not None and size < 50_000 else ds  # small sets: decode once
     ds = ds.shuffle(10_000, seed=seed, reshuffle_each_iteration=True).repeat()
     ds = ds.skip(skip_batches * batch_size)
   ds = ds.enumerate().map(to_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 
 import jax
 import orbax.checkpoint as ocp
@@ -48,8 +49,21 @@ def restore_latest(manager: ocp.CheckpointManager, target: TrainState) -> TrainS
     try:
       return manager.restore(step, args=ocp.args.StandardRestore(abstract))
     except Exception as e:  # noqa: BLE001 - any failure to read means: use an older one
-      logging.warning("checkpoint at step %d is unreadable (%s: %s); trying an older one.",
-                      step, type(e).__name__, str(e).splitlines()[0][:200])
-      print(f"warning: checkpoint at step {step} is unreadable "
-            f"({type(e).__name__}); falling back to an older one.", flush=True)
+      kept = _set_aside(manager, step)
+      logging.warning("checkpoint at step %d is unreadable (%s); moved to %s.", step,
+                      type(e).__name__, kept)
+      print(f"warning: checkpoint at step {step} is unreadable ({type(e).__name__}); "
+            f"moved to {kept} and falling back to an older one.", flush=True)
   return None
+
+
+def _set_aside(manager: ocp.CheckpointManager, step: int) -> str:
+  """Move an unreadable step out of the manager's way (kept for inspection, never deleted)."""
+  source = os.path.join(str(manager.directory), str(step))
+  target = os.path.join(os.path.dirname(str(manager.directory)), "unreadable_checkpoints", str(step))
+  os.makedirs(os.path.dirname(target), exist_ok=True)
+  if os.path.exists(target):
+    shutil.rmtree(target)
+  shutil.move(source, target)
+  manager.reload()
+  return target

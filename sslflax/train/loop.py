@@ -127,7 +127,7 @@ def pretrain(config, workdir: str, *, print_fn=print) -> dict[str, Any]:
   builder = data_lib.get_builder(pc.dataset, pc.data_dir)
   if task.needs_labels:
     data_lib.num_classes(builder)
-  examples = pc.subset_size or builder.info.splits[pc.split].num_examples
+  examples = pc.subset_size or data_lib.pipeline.split_size(builder, pc.split) or pc.batch_size
   steps_per_epoch = max(1, examples // pc.batch_size)
   tx = make_optimizer(config.optim, pc.steps, steps_per_epoch)
   ckpt_lib.claim_workdir(workdir, config.experiment, task.name)
@@ -174,13 +174,15 @@ def pretrain(config, workdir: str, *, print_fn=print) -> dict[str, Any]:
         window_start, window_images = time.time(), 0
         last["images_per_sec"] = rate
         writer.write(done, last)
+      if save:  # only states whose loss was just checked finite
+        manager.save(done, args=ocp.args.StandardSave(state), force=done == pc.steps)
+      if done % config.log_every_steps == 0 or save:
         metric = next((k for k in ("accuracy", "masked_mse") if k in last), None)
         extra = f"  {metric} {last[metric]:.4f}" if metric else ""
         print_fn(f"[{task.name}] step {done}/{pc.steps}  loss {last['loss']:.4f}{extra}  "
-                 f"{rate:,.0f} img/s  ETA {format_eta((pc.steps - done) * pc.batch_size / rate)}",
+                 f"{last['images_per_sec']:,.0f} img/s  "
+                 f"ETA {format_eta((pc.steps - done) * pc.batch_size / last['images_per_sec'])}",
                  flush=True)
-      if save:  # only states whose loss was just checked finite
-        manager.save(done, args=ocp.args.StandardSave(state), force=done == pc.steps)
   finally:
     manager.wait_until_finished()
     writer.close()

@@ -1,0 +1,128 @@
+"""The main job end to end on CPU: every experiment's smoke variant, resume, NaN guard, bad input."""
+
+import importlib.util
+import json
+import os
+import pathlib
+
+import jax
+import numpy as np
+import pytest
+
+from sslflax import experiment
+from sslflax.train import checkpoint as ckpt_lib
+from sslflax.train.loop import NonFiniteLossError, pretrain
+
+CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
+EXPERIMENTS = ("rotation", "counting", "jigsaw", "context", "colorize", "supervised", "random")
+
+
+def load_config(name: str, variant: str | None = "smoke"):
+  spec = importlib.util.spec_from_file_location(f"cfg_{name}", CONFIGS / f"{name}.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(variant)
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_smoke_experiment_end_to_end_on_the_embedded_sample(name, tmp_path):
+  config = load_config(name)
+  results = experiment.run(config, str(tmp_path), print_fn=lambda *a, **k: None)
+  on_disk = json.loads((tmp_path / "results.json").read_text())
+  top1 = on_disk["linear_eval"]["sslflax_sample/fashion"]["conv3"]
+  assert 0.0 <= top1 <= 1.0 and top1 == results["linear_eval"]["sslflax_sample/fashion"]["conv3"]
+  assert top1 > 0.2  # 10 classes: even random conv features beat chance (0.1) clearly
+  assert on_disk["experiment"] == config.experiment
+  if name != "random":
+    assert on_disk["pretext"]["steps"] == config.pretrain.steps
+    assert np.isfinite(on_disk["pretext"]["final_metrics"]["loss"])
+    assert (tmp_path / "metrics.jsonl").exists() and (tmp_path / "checkpoints").exists()
+
+
+def test_eval_only_reads_the_checkpoint_and_all_taps(tmp_path):
+  config = load_config("rotation")
+  experiment.run(config, str(tmp_path), print_fn=lambda *a, **k: None)
+  config.unlock() if hasattr(config, "unlock") else None
+  config.eval_only = True
+  config.linear_eval.taps = ("all",)
+  results = experiment.run(config, str(tmp_path), print_fn=lambda *a, **k: None)
+  assert set(results["linear_eval"]["sslflax_sample/fashion"]) == {f"conv{i}" for i in range(1, 6)}
+  assert results["pretext"] == {}
+
+
+def final_params(out):
+  return jax.device_get(out["state"].params)
+
+
+def test_resume_after_interruption_equals_uninterrupted_run(tmp_path):
+  config = load_config("rotation")
+  config.pretrain.steps = 6
+  config.checkpoint.every_steps = 3
+  config.log_every_steps = 1
+  reference = final_params(pretrain(config, str(tmp_path / "straight"), print_fn=lambda *a, **k: None))
+
+  def killed_at_step_4(line, **_):
+    if "step 4/" in line:
+      raise KeyboardInterrupt  # as if the job were killed after step 4 (checkpoint at 3)
+  with pytest.raises(KeyboardInterrupt):
+    pretrain(config, str(tmp_path / "killed"), print_fn=killed_at_step_4)
+  lines = []
+  resumed = pretrain(config, str(tmp_path / "killed"), print_fn=lambda line, **_: lines.append(line))
+  assert lines[0].startswith("resumed from step 3")
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+               final_params(resumed), reference)
+
+
+def test_corrupt_latest_checkpoint_falls_back_to_the_previous(tmp_path, capsys):
+  config = load_config("rotation")
+  pretrain(config, str(tmp_path), print_fn=lambda *a, **k: None)  # saves 3 and 6
+  latest = tmp_path / "checkpoints" / "6"
+  for f in latest.rglob("*"):
+    if f.is_file():
+      f.write_bytes(b"garbage")  # a truncated, corrupt write
+  lines = []
+  out = pretrain(config, str(tmp_path), print_fn=lambda line, **_: lines.append(line))
+  assert "unreadable" in capsys.readouterr().out
+  assert lines[0].startswith("resumed from step 3")
+  assert int(out["state"].step) == 6
+
+
+def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+  config = load_config("rotation")
+  config.pretrain.steps = 30
+  config.checkpoint.every_steps = 2
+  config.log_every_steps = 1
+  config.optim.lr = 1e30
+  config.optim.schedule = "constant"
+  with pytest.raises(NonFiniteLossError, match="lower optim.lr"):
+    pretrain(config, str(tmp_path), print_fn=lambda *a, **k: None)
+  manager = ckpt_lib.make_manager(str(tmp_path), 2, 3)
+  if manager.latest_step() is not None:
+    restored = manager.restore(manager.latest_step())
+    leaves = jax.tree.leaves(restored["params"])
+    assert all(np.all(np.isfinite(x)) for x in leaves)
+
+
+def test_bad_inputs_fail_before_training(tmp_path):
+  quiet = dict(print_fn=lambda *a, **k: None)
+  config = load_config("rotation")
+  config.task.name = "spin"
+  with pytest.raises(ValueError, match="unknown task 'spin'"):
+    experiment.run(config, str(tmp_path / "a"), **quiet)
+  config = load_config("jigsaw")
+  config.pretrain.image_size = 12
+  with pytest.raises(ValueError, match="too small"):
+    experiment.run(config, str(tmp_path / "b"), **quiet)
+  config = load_config("rotation")
+  config.pretrain.batch_size = 12  # 8 devices in the tests
+  with pytest.raises(ValueError, match="not divisible by the 8 devices"):
+    experiment.run(config, str(tmp_path / "c"), **quiet)
+  config = load_config("rotation")
+  config.eval_only = True
+  with pytest.raises(FileNotFoundError, match="no checkpoint"):
+    experiment.run(config, str(tmp_path / "d"), **quiet)
+  experiment.run(load_config("rotation"), str(tmp_path / "e"), **quiet)
+  with pytest.raises(ValueError, match="holds checkpoints of experiment 'rotation'"):
+    experiment.run(load_config("counting"), str(tmp_path / "e"), **quiet)
+  with pytest.raises(ValueError, match="unknown config variant 'huge'"):
+    load_config("rotation", "huge")
