@@ -46,7 +46,7 @@ def get_base_config(experiment: str, variant: str | None) -> ml_collections.Conf
   c.pretrain.subset_size = ml_collections.FieldReference(None, field_type=int)
   c.pretrain.image_size = 64
   c.pretrain.batch_size = 64  # global, over all devices and hosts
-  c.pretrain.steps = 300
+  c.pretrain.steps = 200
   c.pretrain.data_dir = ml_collections.FieldReference(None, field_type=str)
 
   c.optim = ml_collections.ConfigDict()

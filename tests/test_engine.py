@@ -126,3 +126,52 @@ def test_bad_inputs_fail_before_training(tmp_path):
     experiment.run(load_config("counting"), str(tmp_path / "e"), **quiet)
   with pytest.raises(ValueError, match="unknown config variant 'huge'"):
     load_config("rotation", "huge")
+
+
+@pytest.mark.parametrize("name", ["rotation", "jigsaw", "colorization"])
+def test_eight_devices_compute_the_update_of_one(name):
+  """jit over an 8-device ('data',) mesh == one device, same global batch (BatchNorm included)."""
+  import functools
+  import optax
+  from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+  from sslflax.tasks import make_task
+  from sslflax.train import create_train_state, train_step
+  from tests.helpers import TINY_TASK_OPTIONS, photo_crops, tiny_backbone
+  task = make_task(name, tiny_backbone(dropout=0.0), **TINY_TASK_OPTIONS[name])
+  # SGD: the update is linear in the gradient. (Adam's g / sqrt(v) turns float round-off in
+  # near-zero gradients into full-size steps of either sign, which says nothing about sharding.)
+  tx = optax.sgd(0.1)
+  images = jax.numpy.asarray(photo_crops(16, 64, seed=5))
+  labels = jax.numpy.arange(16) % 4
+  results = []
+  for devices in (jax.devices()[:1], jax.devices()):
+    mesh = Mesh(np.array(devices), ("data",))
+    data, rep = NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
+    state = jax.device_put(create_train_state(jax.random.key(0), task, tx, images, labels), rep)
+    step = jax.jit(functools.partial(train_step, task, tx), in_shardings=(rep, data, data),
+                   out_shardings=(rep, rep))
+    for _ in range(2):
+      state, metrics = step(state, jax.device_put(images, data), jax.device_put(labels, data))
+    results.append((jax.device_get(state.params), jax.device_get(state.batch_stats), float(metrics["loss"])))
+  (p1, s1, l1), (p8, s8, l8) = results
+  np.testing.assert_allclose(l1, l8, rtol=1e-4)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5), p1, p8)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5), s1, s8)
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_smoke_experiment_on_mock_standard_datasets(name, tmp_path):
+  """The paper's dataset names wired end to end (imagenette -> cifar10, svhn) on mock data."""
+  from unittest import mock
+  import tensorflow_datasets as tfds
+  config = load_config(name)
+  config.pretrain.dataset = "imagenette"
+  config.linear_eval.datasets = ("cifar10", "svhn_cropped")
+  config.linear_eval.train_subset = None
+  if name == "supervised":
+    config.task.options.num_classes = 10
+  with tfds.testing.mock_data(num_examples=32, data_dir=str(tmp_path / "tfds")), \
+       mock.patch.object(tfds.core.DatasetBuilder, "is_prepared", return_value=True):
+    results = experiment.run(config, str(tmp_path / "run"), print_fn=lambda *a, **k: None)
+  assert set(results["linear_eval"]) == {"cifar10", "svhn_cropped"}
+  assert all(0 <= v["conv3"] <= 1 for v in results["linear_eval"].values())

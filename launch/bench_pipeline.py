@@ -1,0 +1,62 @@
+"""Host input-pipeline throughput (images/s): the embedded sample and a folder of JPEGs.
+
+  python launch/bench_pipeline.py [--size 224] [--batch 64] [--batches 40] [--jpegs 512]
+
+The folder is made in a temporary directory from the sample's photos (random
+crops saved as 320x320 JPEGs), built into TFDS once, then read like any dataset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+
+import numpy as np
+from PIL import Image
+
+from sslflax import data
+
+
+def rate(ds, batches: int, batch: int) -> float:
+  it = ds.as_numpy_iterator()
+  next(it)  # start-up (file opening, first shuffle fill) is not throughput
+  start = time.perf_counter()
+  for _ in range(batches):
+    next(it)
+  return batches * batch / (time.perf_counter() - start)
+
+
+def make_jpeg_folder(root: str, count: int) -> None:
+  photos = [np.asarray(Image.open(p)) for p in data.sample_builder._photo_files()]
+  rng = np.random.default_rng(0)
+  os.makedirs(root, exist_ok=True)
+  for i in range(count):
+    photo = photos[i % len(photos)]
+    y, x = rng.integers(0, photo.shape[0] - 200), rng.integers(0, photo.shape[1] - 200)
+    Image.fromarray(photo[y:y + 200, x:x + 200]).resize((320, 320)).save(
+        os.path.join(root, f"{i:05d}.jpg"), quality=90)
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--size", type=int, default=224)
+  parser.add_argument("--batch", type=int, default=64)
+  parser.add_argument("--batches", type=int, default=40)
+  parser.add_argument("--jpegs", type=int, default=512)
+  args = parser.parse_args()
+  common = dict(image_size=args.size, batch_size=args.batch, train=True, seed=0)
+  sample = data.make_dataset(data.SAMPLE_PRETRAIN, "train", **common)
+  print(f"embedded sample ({data.SAMPLE_PRETRAIN}) at {args.size} px: "
+        f"{rate(sample, args.batches, args.batch):,.0f} images/s")
+  with tempfile.TemporaryDirectory() as tmp:
+    make_jpeg_folder(os.path.join(tmp, "jpegs"), args.jpegs)
+    folder = data.make_dataset(os.path.join(tmp, "jpegs"), "train", need_labels=False,
+                               data_dir=os.path.join(tmp, "tfds"), **common)
+    print(f"folder of {args.jpegs} 320x320 JPEGs at {args.size} px: "
+          f"{rate(folder, args.batches, args.batch):,.0f} images/s")
+
+
+if __name__ == "__main__":
+  main()
