@@ -15,9 +15,9 @@ from tests.helpers import TINY_TASK_OPTIONS, photo_crops, tiny_backbone
 # Jigsaw must recognise tiles by content before any puzzle is solvable: it starts slower.
 STEPS = {"jigsaw": 80}
 # Loss of the last 5 steps over the first 3 must fall below this ratio.
-# Measured ratios (tests/test_learning.py -s): rotation 0.40, supervised 0.23, counting 0.21,
+# Measured ratios (tests/test_learning.py -s): rotation 0.40, supervised 0.23, counting 0.62,
 # jigsaw ~0.6, context 0.37, colorization 0.68.
-MAX_RATIO = {"rotation": 0.6, "supervised": 0.5, "counting": 0.5, "jigsaw": 0.8,
+MAX_RATIO = {"rotation": 0.6, "supervised": 0.5, "counting": 0.75, "jigsaw": 0.8,
              "context": 0.6, "colorization": 0.8}
 
 
@@ -37,3 +37,8 @@ def test_task_learns_on_real_images(name):
   ratio = np.mean(losses[-5:]) / np.mean(losses[:3])
   print(f"{name}: loss {np.mean(losses[:3]):.4f} -> {np.mean(losses[-5:]):.4f} (ratio {ratio:.2f})")
   assert ratio < MAX_RATIO[name], f"{name} did not learn: {losses}"
+  if name == "counting":
+    # A collapsed phi (all counts 0) also lowers the loss, to exactly the margin M = 10;
+    # learning means going below it and telling its own image from another.
+    assert np.mean(losses[-5:]) < 8.0, f"counting collapsed to the margin: {losses}"
+    assert float(metrics["accuracy"]) > 0.7

@@ -62,7 +62,11 @@ class CountingNet(nn.Module):
     b = down.shape[0]
     x = jnp.concatenate([down, tiles.reshape((-1,) + tiles.shape[2:])], axis=0)
     features, _ = self.backbone(x, train)
-    counts = nn.relu(nn.Dense(self.num_counts, name="head")(features))
+    # Counts start small (std 0.1 of the usual init), so the contrastive term leads at first.
+    # From a usual init the equivariance term is ~100x M and drives every ReLU unit dead:
+    # phi = 0, loss = M, and no gradient to leave it (tests/test_learning.py checks this).
+    init = nn.initializers.variance_scaling(0.01, "fan_in", "truncated_normal")
+    counts = nn.relu(nn.Dense(self.num_counts, kernel_init=init, name="head")(features))
     return {"down": counts[:b], "tiles": counts[b:].reshape(b, 4, -1)}
 
 
