@@ -16,7 +16,7 @@ import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from sslflax import data
@@ -24,7 +24,6 @@ from sslflax.models import AlexNetBN
 from sslflax.tasks import make_task
 from sslflax.train import create_train_state, train_step
 from sslflax.train.loop import data_mesh, host_batch
-import optax
 
 
 def time_steps(step_fn, state, batches, steps: int) -> tuple[float, object]:

@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sslflax.models import TAP_NAMES, AlexNetBN, adaptive_avg_pool, adaptive_max_pool, make_backbone
+from sslflax.models import TAP_NAMES, adaptive_avg_pool, adaptive_max_pool, make_backbone
 from tests.helpers import tiny_backbone
 
 

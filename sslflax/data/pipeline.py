@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Iterator
 
 import numpy as np
 
@@ -209,6 +208,3 @@ def make_dataset(name: str, split: str, *, image_size: int, batch_size: int, tra
   options.deterministic = True
   return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
 
-
-def numpy_batches(ds: tf.data.Dataset) -> Iterator[dict[str, np.ndarray]]:
-  return ds.as_numpy_iterator()
