@@ -13,9 +13,19 @@ from sslflax.transforms.normalize import normalize_per_tile
 from sslflax.transforms.permutations import apply_permutation, load_permutations
 
 
+MIN_TILE = 4  # smaller tiles carry nothing for the network to recognise
+
+
 def default_tile_size(image_size: int, grid: int = 3) -> int:
   """The paper's 64-px tile in a 75-px cell, scaled to the image (225 px -> 64)."""
   return max(1, (image_size // grid) * 64 // 75)
+
+
+def min_image_size(grid: int = 3, tile: int | None = None) -> int:
+  """Smallest image side whose grid cells hold the tiles (default tiles: at least MIN_TILE px)."""
+  if tile is not None:
+    return grid * tile
+  return grid * -(-MIN_TILE * 75 // 64)  # smallest cell whose default tile reaches MIN_TILE
 
 
 def make_jigsaw_batch(rng: jax.Array, images: jax.Array, permutations: jax.Array,
@@ -69,5 +79,5 @@ def build(backbone: nn.Module, num_permutations: int = 1000, grid: int = 3,
     del labels
     return make_jigsaw_batch(rng, images, permutations, grid, tile, grayscale_prob, jitter)
   model = JigsawNet(backbone.clone(num_fc=0), num_permutations, tile_features, hidden)
-  min_size = grid * (tile or 1)
-  return Task("jigsaw", make_batch, model, classification_loss, min_image_size=max(min_size, grid))
+  return Task("jigsaw", make_batch, model, classification_loss,
+              min_image_size=min_image_size(grid, tile))

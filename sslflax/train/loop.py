@@ -52,14 +52,6 @@ def check_config(config, task: Task, num_devices: int) -> None:
   if config.pretrain.image_size < task.min_image_size:
     raise ValueError(f"pretrain.image_size={config.pretrain.image_size} is too small for task "
                      f"{task.name!r}, which needs at least {task.min_image_size} px.")
-  if task.name == "jigsaw":
-    from sslflax.tasks.jigsaw import default_tile_size
-    grid = config.task.options.get("grid", 3)
-    tile = config.task.options.get("tile") or default_tile_size(config.pretrain.image_size, grid)
-    if tile > config.pretrain.image_size // grid or tile < 4:
-      raise ValueError(f"pretrain.image_size={config.pretrain.image_size} is too small for "
-                       f"jigsaw tiles of {tile} px in a {grid}x{grid} grid; use at least "
-                       f"{grid * 8} px.")
 
 
 def host_batch(batch: dict[str, np.ndarray], sharding: NamedSharding) -> tuple[jax.Array, jax.Array]:
