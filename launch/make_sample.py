@@ -1,6 +1,7 @@
 """Regenerate the embedded sample's files in sslflax/data/sample/ (run from the repo root).
 
   apt-get install dataset-fashion-mnist   # Debian's package: Fashion-MNIST, MIT licence
+  apt-get install opencv-doc              # Debian's package: OpenCV's sample data (digits.png)
   python launch/make_sample.py
 
 - photos/*.jpg: scikit-image's bundled colour photos (public domain or CC0, see
@@ -8,12 +9,15 @@
   colour crops out of them (label = source photo) for pretraining.
 - fashion.npz: a class-balanced, seeded subset of Fashion-MNIST (Zalando, MIT
   licence): 300 train and 100 test images per class, 28x28 grayscale.
+- digits.png: OpenCV's sheet of 5000 handwritten 20x20 digits (samples/data,
+  Apache 2.0 licence), copied as is; the 'digits' config cuts it into 4000/1000.
 """
 
 from __future__ import annotations
 
 import gzip
 import pathlib
+import shutil
 
 import numpy as np
 from PIL import Image
@@ -23,6 +27,7 @@ FASHION = pathlib.Path("/usr/share/datasets/fashion-mnist")
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field",
           "immunohistochemistry")
 TRAIN_PER_CLASS, TEST_PER_CLASS = 300, 100
+DIGITS = pathlib.Path("/usr/share/doc/opencv-doc/examples/data/digits.png")
 
 
 def photo(name: str) -> np.ndarray:
@@ -55,6 +60,7 @@ def main() -> None:
     keep = balanced_subset(labels, per_class, seed)
     arrays[f"{split}_images"], arrays[f"{split}_labels"] = images[keep], labels[keep]
   np.savez_compressed(SAMPLE / "fashion.npz", **arrays)
+  shutil.copyfile(DIGITS, SAMPLE / "digits.png")
   print("wrote", sorted(p.name for p in SAMPLE.rglob("*") if p.is_file()))
 
 

@@ -90,6 +90,17 @@ def test_embedded_sample_has_real_colour_photos_and_labelled_fashion():
   assert len(set(fashion["label"].tolist())) == 10
 
 
+def test_embedded_digits_are_balanced_and_train_test_disjoint():
+  builder = data.get_builder("sslflax_sample/digits")
+  splits = {s: tfds.as_numpy(builder.as_dataset(split=s, batch_size=-1)) for s in ("train", "test")}
+  assert np.bincount(splits["train"]["label"]).tolist() == [400] * 10
+  assert np.bincount(splits["test"]["label"]).tolist() == [100] * 10
+  train = {x.tobytes() for x in splits["train"]["image"]}
+  assert not any(x.tobytes() in train for x in splits["test"]["image"])
+  # Handwriting: mostly dark background with bright strokes, not noise.
+  assert 0.5 < (splits["test"]["image"] < 32).mean() < 0.95
+
+
 def make_messy_folder(root):
   crops = photo_crops(6, 40, seed=2)
   for cls in ("cat", "dog"):

@@ -5,7 +5,9 @@ Two configs, mirroring the paper's set-up at toy scale:
   images), labelled by source photo: the unlabelled-style pretraining source,
   with colour for colorization.
 - `sslflax_sample/fashion`: 3000 train / 1000 test Fashion-MNIST images in
-  10 classes: the labelled downstream set for linear evaluation.
+  10 classes: a labelled downstream set for linear evaluation.
+- `sslflax_sample/digits`: OpenCV's 5000 handwritten digits (20x20), 400 train /
+  100 test per class: a second downstream set, so a study compares datasets.
 Files come from launch/make_sample.py; the crops are cut deterministically here.
 """
 
@@ -20,6 +22,8 @@ import tensorflow_datasets as tfds
 CROP = 64
 CROPS_PER_PHOTO = {"train": 200, "test": 50}
 TEST_FRACTION = 0.25  # the bottom quarter of each photo is kept for the test crops
+DIGIT = 20  # digits.png: a 50 x 100 grid of 20 px digits, 5 rows per class (0 first)
+DIGIT_TEST_ROWS = 1  # the last row of each class is the test split
 
 
 def _sample_files():
@@ -38,17 +42,22 @@ def _photo_names() -> list[str]:
 class SslflaxSample(tfds.core.GeneratorBasedBuilder):
   """Real images shipped with sslflax, so a fresh machine with no network can run everything."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Photos (6 classes) and a Fashion-MNIST subset (10 classes)."}
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {"1.0.0": "Photos (6 classes) and a Fashion-MNIST subset (10 classes).",
+                   "1.1.0": "OpenCV's handwritten digits (10 classes)."}
   BUILDER_CONFIGS = [
       tfds.core.BuilderConfig(name="photos", description="64x64 colour crops of 6 photos."),
       tfds.core.BuilderConfig(name="fashion", description="Fashion-MNIST subset, 28x28 gray."),
+      tfds.core.BuilderConfig(name="digits", description="OpenCV handwritten digits, 20x20 gray."),
   ]
 
   def _info(self) -> tfds.core.DatasetInfo:
     if self.builder_config.name == "photos":
       image = tfds.features.Image(shape=(CROP, CROP, 3))
       label = tfds.features.ClassLabel(names=_photo_names())
+    elif self.builder_config.name == "digits":
+      image = tfds.features.Image(shape=(DIGIT, DIGIT, 1))
+      label = tfds.features.ClassLabel(names=[str(d) for d in range(10)])
     else:
       image = tfds.features.Image(shape=(28, 28, 1))
       label = tfds.features.ClassLabel(names=[
@@ -65,6 +74,8 @@ class SslflaxSample(tfds.core.GeneratorBasedBuilder):
   def _generate_examples(self, split: str):
     if self.builder_config.name == "photos":
       yield from self._photo_crops(split)
+    elif self.builder_config.name == "digits":
+      yield from self._digits(split)
     else:
       with (_sample_files() / "fashion.npz").open("rb") as f:
         arrays = np.load(io.BytesIO(f.read()))
@@ -86,3 +97,17 @@ class SslflaxSample(tfds.core.GeneratorBasedBuilder):
         y = rng.integers(0, region.shape[0] - CROP + 1)
         x = rng.integers(0, region.shape[1] - CROP + 1)
         yield f"{label}_{k}", {"image": region[y:y + CROP, x:x + CROP], "label": label}
+
+  def _digits(self, split: str):
+    from PIL import Image
+    with (_sample_files() / "digits.png").open("rb") as f:
+      sheet = np.asarray(Image.open(f).convert("L"))
+    rows, cols = sheet.shape[0] // DIGIT, sheet.shape[1] // DIGIT
+    rows_per_class = rows // 10
+    for row in range(rows):
+      label, row_in_class = divmod(row, rows_per_class)
+      if (row_in_class >= rows_per_class - DIGIT_TEST_ROWS) != (split == "test"):
+        continue
+      for col in range(cols):
+        tile = sheet[row * DIGIT:(row + 1) * DIGIT, col * DIGIT:(col + 1) * DIGIT]
+        yield f"{row}_{col}", {"image": tile[..., None], "label": label}
