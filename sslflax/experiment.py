@@ -76,6 +76,7 @@ def run(config, workdir: str, *, print_fn=print) -> dict[str, Any]:
       "linear_eval": accuracy,
       "wall_time_s": time.time() - start,
       "devices": f"{jax.device_count()} x {jax.devices()[0].device_kind}",
+      "processes": jax.process_count(),
   }
   if jax.process_index() == 0:
     with open(os.path.join(workdir, "results.json"), "w") as f:

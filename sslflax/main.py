@@ -13,8 +13,9 @@ from ml_collections import config_flags  # noqa: E402
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file[:variant].",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, metrics and results.json go.")
-_MULTIHOST = flags.DEFINE_bool("multihost", False,
-                               "Call jax.distributed.initialize() first (SLURM or JAX_* env vars).")
+_MULTIHOST = flags.DEFINE_bool(
+    "multihost", False, "Join a multi-host job first (SLURM, or JAX_* variables: see "
+    "sslflax/distributed.py).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -23,11 +24,11 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)  # progress lines are printed; library INFO logs are noise
   import tensorflow as tf
   tf.config.set_visible_devices([], "GPU")  # TensorFlow stays off the GPUs JAX uses
-  import jax
   if _MULTIHOST.value:
-    jax.distributed.initialize()
-  from sslflax import experiment
-  experiment.run(_CONFIG.value, _WORKDIR.value)
+    from sslflax import distributed
+    distributed.initialize()
+  from sslflax import distributed, experiment
+  experiment.run(_CONFIG.value, _WORKDIR.value, print_fn=distributed.console_printer())
 
 
 if __name__ == "__main__":

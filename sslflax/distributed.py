@@ -1,0 +1,37 @@
+"""Multi-host start-up: one process per host, joined before JAX touches a device.
+
+On SLURM (and Open MPI, Kubernetes, Cloud TPU) JAX finds the coordinator, the process count
+and this process's index by itself. Anywhere else, set three variables on every host:
+
+  JAX_COORDINATOR_ADDRESS=host0:1234   # the same on every host: process 0's address, a free port
+  JAX_NUM_PROCESSES=4                  # hosts in the job
+  JAX_PROCESS_ID=0                     # 0..JAX_NUM_PROCESSES-1, different on each host
+"""
+
+from __future__ import annotations
+
+import os
+
+ENV_VARS = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
+
+
+def initialize() -> None:
+  """jax.distributed.initialize from the JAX_* variables when set, else JAX's auto-detection."""
+  import jax
+  given = {name: os.environ.get(name) for name in ENV_VARS}
+  if not any(given.values()):
+    jax.distributed.initialize()
+    return
+  missing = [name for name, value in given.items() if not value]
+  if missing:
+    raise ValueError(f"multi-host set-up needs all of {', '.join(ENV_VARS)}; {', '.join(missing)} "
+                     f"not set (see sslflax/distributed.py).")
+  jax.distributed.initialize(coordinator_address=given["JAX_COORDINATOR_ADDRESS"],
+                             num_processes=int(given["JAX_NUM_PROCESSES"]),
+                             process_id=int(given["JAX_PROCESS_ID"]))
+
+
+def console_printer():
+  """print on process 0; the other processes of a multi-host job stay quiet."""
+  import jax
+  return print if jax.process_index() == 0 else (lambda *args, **kwargs: None)

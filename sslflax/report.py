@@ -1,0 +1,309 @@
+"""The study's report: results.csv, Markdown tables like the seed paper's, and PNG figures.
+
+Pure functions turn rows into tables; `write_report` puts them in the study's workdir.
+Sensitivity follows the seed paper (its Figure 4): for each downstream dataset the standard
+deviation (numpy's, ddof=0) of accuracy across the pretraining-set sizes, averaged over the
+datasets; with several seeds it is computed per seed and reported as mean +- sample std.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+CSV_FIELDS = ("experiment", "task", "pretrain_size", "downstream", "tap", "seed", "top1",
+              "pretrain_steps", "pretext_loss", "wall_time_s")
+
+# The seed paper's published numbers (REFERENCES.md), keyed by our experiment and dataset names:
+# accuracy averaged over ImageNet 30K/60K/120K, and sensitivity across those sizes.
+PAPER_ACCURACY = {
+    "supervised": {"cifar10": .744, "svhn_cropped": .815, "oxford_flowers102": .752},
+    "rotation": {"cifar10": .721, "svhn_cropped": .801, "oxford_flowers102": .639},
+    "counting": {"cifar10": .723, "svhn_cropped": .785, "oxford_flowers102": .646},
+    "jigsaw": {"cifar10": .704, "svhn_cropped": .784, "oxford_flowers102": .713},
+    "context": {"cifar10": .705, "svhn_cropped": .806, "oxford_flowers102": .644},
+    "colorize": {"cifar10": .699, "svhn_cropped": .787, "oxford_flowers102": .719},
+    "random": {"cifar10": .601, "svhn_cropped": .781, "oxford_flowers102": .541},
+}
+PAPER_SENSITIVITY = {"supervised": .046, "colorize": .031, "jigsaw": .025, "context": .023,
+                     "counting": .014, "rotation": .007}
+TAP_ORDER = ("conv1", "conv2", "conv3", "conv4", "conv5")
+
+
+def rows_from_results(cell, results: dict[str, Any]) -> list[dict[str, Any]]:
+  """One row per (downstream dataset, tap) of a finished cell."""
+  pretext = results.get("pretext", {})
+  rows = []
+  for downstream, taps in results["linear_eval"].items():
+    for tap, top1 in taps.items():
+      rows.append({
+          "experiment": cell.experiment, "task": results["task"], "pretrain_size": cell.size,
+          "downstream": downstream, "tap": tap, "seed": cell.seed, "top1": top1,
+          "pretrain_steps": pretext.get("steps", 0), "pretext_loss": pretext.get("final_metrics", {}).get("loss"),
+          "wall_time_s": round(results["wall_time_s"], 1)})
+  return rows
+
+
+def main_tap(rows: list[dict[str, Any]]) -> str:
+  """conv3, the seed paper's protocol, when it was evaluated; else the first tap."""
+  taps = {r["tap"] for r in rows}
+  return "conv3" if "conv3" in taps else sorted(taps)[0]
+
+
+def _ordered(values: Iterable, order: Iterable = ()) -> list:
+  values = set(values)
+  return [v for v in order if v in values] + sorted(values - set(order), key=str)
+
+
+def accuracy_means(rows, tap: str) -> dict[str, dict[str, tuple[float, float, int]]]:
+  """{experiment: {downstream: (mean, std over seeds, seeds)}}, each seed averaged over sizes."""
+  table: dict[str, dict[str, tuple[float, float, int]]] = {}
+  for experiment in {r["experiment"] for r in rows}:
+    for downstream in {r["downstream"] for r in rows}:
+      per_seed = {}
+      for r in rows:
+        if (r["experiment"], r["downstream"], r["tap"]) == (experiment, downstream, tap):
+          per_seed.setdefault(r["seed"], []).append(r["top1"])
+      if per_seed:
+        table.setdefault(experiment, {})[downstream] = _mean_std([np.mean(v) for v in per_seed.values()])
+  return table
+
+
+def sensitivity(rows, tap: str) -> dict[str, tuple[float, float, int]]:
+  """{experiment: (mean, std over seeds, seeds)} of the paper's sensitivity (module docstring).
+
+  Experiments evaluated at fewer than two pretraining sizes (random init) have none.
+  """
+  out = {}
+  for experiment in {r["experiment"] for r in rows}:
+    mine = [r for r in rows if r["experiment"] == experiment and r["tap"] == tap]
+    if len({r["pretrain_size"] for r in mine}) < 2:
+      continue
+    per_seed = []
+    for seed in sorted({r["seed"] for r in mine}):
+      stds = []
+      for downstream in sorted({r["downstream"] for r in mine}):
+        accs = [r["top1"] for r in mine if (r["seed"], r["downstream"]) == (seed, downstream)]
+        stds.append(np.std(accs))
+      per_seed.append(float(np.mean(stds)))
+    out[experiment] = _mean_std(per_seed)
+  return out
+
+
+def _mean_std(values) -> tuple[float, float, int]:
+  values = np.asarray(values, np.float64)
+  std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+  return float(np.mean(values)), std, len(values)
+
+
+def _fmt(stat: tuple[float, float, int] | None) -> str:
+  if stat is None:
+    return "—"
+  mean, std, n = stat
+  return f"{mean:.3f} ± {std:.3f}" if n > 1 else f"{mean:.3f}"
+
+
+def _markdown(header: list[str], body: list[list[str]]) -> str:
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  lines += ["| " + " | ".join(row) + " |" for row in body]
+  return "\n".join(lines)
+
+
+def accuracy_table(rows, tap: str, experiments: list[str], datasets: list[str]) -> str:
+  """The paper's Figure 5: accuracy per downstream dataset and their mean, per experiment."""
+  means = accuracy_means(rows, tap)
+  body = []
+  for e in experiments:
+    cells = [means.get(e, {}).get(d) for d in datasets]
+    done = [c[0] for c in cells if c is not None]
+    mean = (float(np.mean(done)), 0.0, 1) if len(done) == len(datasets) else None
+    body.append([e] + [_fmt(c) for c in cells] + [_fmt(mean)])
+  return _markdown(["experiment"] + datasets + ["mean"], body)
+
+
+def paper_table(datasets: list[str], experiments: list[str]) -> str | None:
+  """The seed paper's own numbers for the datasets it used; None when none of ours are its."""
+  if not any(d in PAPER_ACCURACY["random"] for d in datasets):
+    return None
+  body = []
+  for e in experiments:
+    values = [PAPER_ACCURACY.get(e, {}).get(d) for d in datasets]
+    known = [v for v in values if v is not None]
+    body.append([e] + [f"{v:.3f}" if v is not None else "—" for v in values] +
+                [f"{np.mean(known):.3f}" if len(known) == len(values) else "—"])
+  return _markdown(["experiment (seed paper)"] + datasets + ["mean"], body)
+
+
+def size_table(rows, tap: str, experiments: list[str]) -> str:
+  """Accuracy at each pretraining-set size, averaged over downstream datasets and seeds."""
+  sizes = sorted({r["pretrain_size"] for r in rows if r["pretrain_size"] is not None})
+  body = []
+  for e in experiments:
+    row = [e]
+    for size in sizes:
+      accs = [r["top1"] for r in rows if (r["experiment"], r["tap"]) == (e, tap) and
+              r["pretrain_size"] in (size, None)]
+      row.append(f"{np.mean(accs):.3f}" if accs else "—")
+    body.append(row)
+  return _markdown(["experiment"] + [f"{s} images" for s in sizes], body)
+
+
+def sensitivity_table(rows, tap: str, experiments: list[str], show_paper: bool) -> str:
+  sens = sensitivity(rows, tap)
+  header = ["experiment", "sensitivity (ours)"] + (["seed paper"] if show_paper else [])
+  body = []
+  for e in experiments:
+    if e not in sens:
+      continue
+    row = [e, _fmt(sens[e])]
+    if show_paper:
+      row.append(f"{PAPER_SENSITIVITY[e]:.3f}" if e in PAPER_SENSITIVITY else "—")
+    body.append(row)
+  return _markdown(header, body)
+
+
+def layer_table(rows, experiments: list[str]) -> str | None:
+  """Probe accuracy per tap (mean over datasets, sizes, seeds); None with a single tap."""
+  taps = _ordered((r["tap"] for r in rows), TAP_ORDER)
+  if len(taps) < 2:
+    return None
+  body = []
+  for e in experiments:
+    row = [e]
+    for tap in taps:
+      accs = [r["top1"] for r in rows if (r["experiment"], r["tap"]) == (e, tap)]
+      row.append(f"{np.mean(accs):.3f}" if accs else "—")
+    body.append(row)
+  return _markdown(["experiment"] + taps, body)
+
+
+def write_csv(rows, path: str) -> None:
+  with open(path, "w", newline="") as f:
+    writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+    writer.writeheader()
+    for row in rows:
+      writer.writerow({k: ("" if row[k] is None else row[k]) for k in CSV_FIELDS})
+
+
+def write_figures(rows, tap: str, experiments: list[str], datasets: list[str],
+                  outdir: str) -> list[str]:
+  """PNG figures: accuracy per dataset, mean accuracy, sensitivity, size curve, layer curve."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  paths = []
+
+  def save(fig, name):
+    path = os.path.join(outdir, name)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    paths.append(path)
+
+  means = accuracy_means(rows, tap)
+  present = [e for e in experiments if e in means]
+  width = 0.8 / max(len(present), 1)
+  fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(datasets) + 3), 4))
+  for i, e in enumerate(present):
+    stats = [means[e].get(d, (np.nan, 0.0, 1)) for d in datasets]
+    ax.bar(np.arange(len(datasets)) + i * width, [s[0] for s in stats], width,
+           yerr=[s[1] for s in stats], label=e)
+  ax.set_xticks(np.arange(len(datasets)) + width * (len(present) - 1) / 2, datasets)
+  ax.set_ylabel(f"linear probe top-1 ({tap})")
+  ax.set_title("Accuracy per downstream dataset")
+  ax.legend(fontsize=8, ncol=2)
+  save(fig, "accuracy_per_dataset.png")
+
+  fig, ax = plt.subplots(figsize=(6, 4))
+  mean_acc = [np.mean([means[e][d][0] for d in means[e]]) for e in present]
+  ax.bar(present, mean_acc, color="tab:blue")
+  ax.set_ylim(min(mean_acc) - 0.05, max(mean_acc) + 0.02)
+  ax.set_ylabel(f"mean top-1 over datasets ({tap})")
+  ax.set_title("Mean accuracy")
+  ax.tick_params(axis="x", rotation=30)
+  save(fig, "mean_accuracy.png")
+
+  sens = sensitivity(rows, tap)
+  sens_experiments = [e for e in experiments if e in sens]
+  if sens_experiments:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.bar(sens_experiments, [sens[e][0] for e in sens_experiments],
+           yerr=[sens[e][1] for e in sens_experiments], color="tab:orange", capsize=4)
+    ax.set_ylabel("std of accuracy across pretraining sizes")
+    ax.set_title("Sensitivity to pretraining-set size")
+    ax.tick_params(axis="x", rotation=30)
+    save(fig, "sensitivity.png")
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    sizes = sorted({r["pretrain_size"] for r in rows if r["pretrain_size"] is not None})
+    for e in present:
+      curve = [np.mean([r["top1"] for r in rows if (r["experiment"], r["tap"]) == (e, tap)
+                        and r["pretrain_size"] in (s, None)] or [np.nan]) for s in sizes]
+      ax.plot(sizes, curve, marker="o", label=e, linestyle="--" if e == "random" else "-")
+    ax.set_xscale("log")
+    ax.set_xticks(sizes, [str(s) for s in sizes])
+    ax.set_xlabel("pretraining images")
+    ax.set_ylabel(f"mean top-1 over datasets ({tap})")
+    ax.set_title("Accuracy against pretraining-set size")
+    ax.legend(fontsize=8, ncol=2)
+    save(fig, "accuracy_vs_size.png")
+
+  taps = _ordered((r["tap"] for r in rows), TAP_ORDER)
+  if len(taps) > 1:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for e in present:
+      ax.plot(taps, [np.mean([r["top1"] for r in rows if (r["experiment"], r["tap"]) == (e, t)]
+                             or [np.nan]) for t in taps], marker="o", label=e)
+    ax.set_ylabel("mean top-1 over datasets and sizes")
+    ax.set_title("Linear probe per layer")
+    ax.legend(fontsize=8, ncol=2)
+    save(fig, "probe_layers.png")
+  return paths
+
+
+def write_report(study, workdir: str, cells_and_results, *,
+                 print_fn: Callable[..., None] = print) -> str:
+  """results.csv, study.md (tables) and figures/*.png in the workdir; returns the Markdown."""
+  rows, missing = [], []
+  for cell, results in cells_and_results:
+    if results is None:
+      missing.append(cell.name)
+    else:
+      rows += rows_from_results(cell, results)
+  os.makedirs(workdir, exist_ok=True)
+  write_csv(rows, os.path.join(workdir, "results.csv"))
+  if not rows:
+    raise ValueError(f"no finished cells in {workdir}; run the study first.")
+  experiments = _ordered({r["experiment"] for r in rows}, study.experiments)
+  tap = main_tap(rows)
+  datasets = _ordered((r["downstream"] for r in rows), study.downstream)
+  sections = [f"# Study `{study.variant}`: linear probe top-1 at {tap}",
+              f"Mean over pretraining-set sizes {tuple(study.subset_sizes)} and seeds "
+              f"{tuple(study.seeds)} (± std over seeds when several).",
+              accuracy_table(rows, tap, experiments, datasets)]
+  paper = paper_table(datasets, experiments) if study.show_paper else None
+  if paper:
+    sections += ["The seed paper's published numbers (Macar & Liu; theirs, not ours):", paper]
+  sections += ["## Accuracy per pretraining-set size (mean over downstream datasets)",
+               size_table(rows, tap, experiments),
+               "## Sensitivity to pretraining-set size (std across sizes, mean over datasets)",
+               sensitivity_table(rows, tap, experiments, study.show_paper)]
+  layers = layer_table(rows, experiments)
+  if layers:
+    sections += ["## Linear probe per layer (mean over datasets, sizes, seeds)", layers]
+  if missing:
+    sections += [f"Not finished yet ({len(missing)} cells): {', '.join(missing)}."]
+  os.makedirs(os.path.join(workdir, "figures"), exist_ok=True)
+  figures = write_figures(rows, tap, experiments, datasets, os.path.join(workdir, "figures"))
+  sections += ["Figures: " + ", ".join(os.path.relpath(p, workdir) for p in figures)]
+  markdown = "\n\n".join(sections) + "\n"
+  with open(os.path.join(workdir, "study.md"), "w") as f:
+    f.write(markdown)
+  print_fn(markdown)
+  print_fn(f"[study] wrote {os.path.join(workdir, 'study.md')}, results.csv and "
+           f"{len(figures)} figures", flush=True)
+  return markdown

@@ -1,0 +1,254 @@
+"""The seed paper's study in one command: experiments x pretraining sizes x seeds -> tables, figures.
+
+  python -m sslflax.study --config=configs/study.py[:default|smoke|paper] --workdir=DIR
+  python -m sslflax.study ... --list          # the grid, one cell per line, with its index
+  python -m sslflax.study ... --cell=K        # run only cell K (one job of a job array)
+  python -m sslflax.study ... --report_only   # gather finished cells into the report
+
+Every cell is an ordinary experiment run (sslflax.experiment.run) in DIR/cells/<cell>/, so an
+interrupted study resumes: finished cells are reused, an unfinished one resumes from its
+checkpoint. Random init has no pretraining data, so it is one cell per seed, not per size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from typing import Any, Callable
+
+import ml_collections
+
+RANDOM_INIT = "random"
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+  """One run of the grid; `size` is None for random init (it sees no pretraining data)."""
+  experiment: str
+  size: int | None
+  seed: int
+
+  @property
+  def name(self) -> str:
+    return f"{self.experiment}-{self.size if self.size else 'nodata'}-seed{self.seed}"
+
+
+def grid(study: ml_collections.ConfigDict) -> list[Cell]:
+  """All cells, in a fixed order (so `--cell=K` names the same run on every host)."""
+  cells = []
+  for seed in study.seeds:
+    for experiment in study.experiments:
+      sizes = [None] if experiment == RANDOM_INIT else list(study.subset_sizes)
+      cells.extend(Cell(experiment, size, seed) for size in sizes)
+  return cells
+
+
+def load_experiment_config(config_dir: str, experiment: str,
+                           variant: str | None) -> ml_collections.ConfigDict:
+  """configs/<experiment>.py's get_config(variant); its package (configs/) must be importable."""
+  path = os.path.join(config_dir, f"{experiment}.py")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"no experiment config {path}; study.experiments names files in "
+                            f"study.config_dir ({config_dir}).")
+  root, package = os.path.split(os.path.normpath(config_dir))
+  if root not in sys.path:
+    sys.path.insert(0, root)
+  module = importlib.import_module(f"{package}.{experiment}")
+  return module.get_config(variant)
+
+
+def pretrain_steps(study: ml_collections.ConfigDict, size: int, batch_size: int) -> int:
+  return max(1, math.ceil(study.pretrain_epochs * size / batch_size))
+
+
+def cell_config(study: ml_collections.ConfigDict, cell: Cell) -> ml_collections.ConfigDict:
+  """The experiment config of one cell: its own file and variant, plus the study's fields."""
+  config = load_experiment_config(study.config_dir, cell.experiment, study.experiment_variant)
+  config.update(study.overrides)
+  config.seed = cell.seed
+  config.linear_eval.datasets = tuple(study.downstream)
+  config.linear_eval.taps = tuple(study.taps)
+  if cell.size is not None:
+    config.pretrain.subset_size = cell.size
+    if study.pretrain_epochs:
+      config.pretrain.steps = pretrain_steps(study, cell.size, config.pretrain.batch_size)
+  return config
+
+
+def cell_dir(workdir: str, cell: Cell) -> str:
+  return os.path.join(workdir, "cells", cell.name)
+
+
+def finished_results(workdir: str, cell: Cell,
+                     config: ml_collections.ConfigDict) -> dict[str, Any] | None:
+  """The cell's results.json when it ran with this very config; None when it has not finished.
+
+  A finished cell whose config differs (the study config was edited) is an error, not a
+  silent reuse of stale numbers.
+  """
+  path = os.path.join(cell_dir(workdir, cell), "results.json")
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    results = json.load(f)
+  wanted = json.loads(config.to_json_best_effort())
+  if results.get("config") != wanted:
+    changed = sorted(_differing_keys(results.get("config", {}), wanted))
+    raise ValueError(f"cell {cell.name} in {workdir} finished with another config (differs in "
+                     f"{', '.join(changed[:5])}); use a new --workdir, or delete "
+                     f"{cell_dir(workdir, cell)} to rerun it.")
+  return results
+
+
+def _differing_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
+  keys = []
+  for key in set(a) | set(b):
+    x, y = a.get(key), b.get(key)
+    if isinstance(x, dict) and isinstance(y, dict):
+      keys += _differing_keys(x, y, f"{prefix}{key}.")
+    elif x != y:
+      keys.append(f"{prefix}{key}")
+  return keys
+
+
+def run_cell(study: ml_collections.ConfigDict, workdir: str, cell: Cell,
+             print_fn: Callable[..., None] = print) -> dict[str, Any]:
+  """Run (or resume, or reuse) one cell in this process."""
+  from sslflax import experiment  # JAX starts here, after --multihost set-up
+  config = cell_config(study, cell)
+  results = finished_results(workdir, cell, config)
+  if results is None:
+    results = experiment.run(config, cell_dir(workdir, cell), print_fn=print_fn)
+  return results
+
+
+def _worker_env(worker: int, gpus_per_worker: int) -> dict[str, str]:
+  env = dict(os.environ)
+  if gpus_per_worker > 0:
+    first = worker * gpus_per_worker
+    env["CUDA_VISIBLE_DEVICES"] = ",".join(str(first + i) for i in range(gpus_per_worker))
+  return env
+
+
+def cell_command(config_args: list[str], workdir: str, index: int) -> list[str]:
+  """The command that runs cell `index`; config_args: --config=FILE[:variant] and any overrides."""
+  return [sys.executable, "-m", "sslflax.study", *config_args, f"--workdir={workdir}",
+          f"--cell={index}"]
+
+
+def run_parallel(study, workdir: str, config_args: list[str], pending: list[int],
+                 print_fn: Callable[..., None] = print) -> None:
+  """Pending cells in `study.workers` processes, each cell's output in its own log file."""
+  running: dict[int, tuple[subprocess.Popen, Any]] = {}
+  free = list(range(study.workers))
+  queue = list(pending)
+  failed = []
+  while queue or running:
+    while queue and free:
+      index, worker = queue.pop(0), free.pop(0)
+      log_path = os.path.join(workdir, "logs", f"cell{index}.log")
+      os.makedirs(os.path.dirname(log_path), exist_ok=True)
+      log = open(log_path, "a")
+      proc = subprocess.Popen(cell_command(config_args, workdir, index), stdout=log,
+                              stderr=subprocess.STDOUT, env=_worker_env(worker, study.gpus_per_worker))
+      running[worker] = (proc, log, index)
+      print_fn(f"[study] cell {index} started on worker {worker} (log {log_path})", flush=True)
+    time.sleep(1)
+    for worker, (proc, log, index) in list(running.items()):
+      if proc.poll() is not None:
+        log.close()
+        del running[worker]
+        free.append(worker)
+        status = "done" if proc.returncode == 0 else f"FAILED (exit {proc.returncode})"
+        print_fn(f"[study] cell {index} {status}", flush=True)
+        if proc.returncode:
+          failed.append(index)
+  if failed:
+    raise RuntimeError(f"study cells {failed} failed; see {os.path.join(workdir, 'logs')}. "
+                       f"Rerunning the study retries them.")
+
+
+def run_study(study: ml_collections.ConfigDict, workdir: str, *, config_args: list[str] | None = None,
+              print_fn: Callable[..., None] = print) -> str:
+  """Every cell not yet finished, then the report; returns the report's Markdown."""
+  from sslflax import report
+  cells = grid(study)
+  pending = [i for i, cell in enumerate(cells)
+             if finished_results(workdir, cell, cell_config(study, cell)) is None]
+  print_fn(f"[study] {len(cells)} cells, {len(cells) - len(pending)} already finished in {workdir}",
+           flush=True)
+  if study.workers > 1 and pending:
+    if config_args is None:
+      raise ValueError("study.workers > 1 starts `python -m sslflax.study --cell=K` processes; "
+                       "run it from the command line, or set study.workers = 1.")
+    run_parallel(study, workdir, config_args, pending, print_fn)
+  else:
+    start = time.time()
+    for done, index in enumerate(pending):
+      cell = cells[index]
+      print_fn(f"[study] cell {index} ({done + 1}/{len(pending)}): {cell.name}", flush=True)
+      run_cell(study, workdir, cell, print_fn)
+      elapsed = time.time() - start
+      eta = elapsed / (done + 1) * (len(pending) - done - 1)
+      print_fn(f"[study] {done + 1}/{len(pending)} cells done, {elapsed:.0f} s, ETA {eta:.0f} s",
+               flush=True)
+  import jax
+  if jax.process_index() != 0:  # one process writes the report of a multi-host study
+    return ""
+  return report.write_report(study, workdir, collect(study, workdir), print_fn=print_fn)
+
+
+def collect(study: ml_collections.ConfigDict, workdir: str) -> list[tuple[Cell, dict | None]]:
+  """Every cell with its results, or None where it has not finished."""
+  return [(cell, finished_results(workdir, cell, cell_config(study, cell))) for cell in grid(study)]
+
+
+def main(argv) -> None:
+  del argv
+  from absl import logging
+  study, workdir = _CONFIG.value, _WORKDIR.value
+  # The config file and any --config.x=y overrides, passed on to cell processes unchanged.
+  config_args = [arg for arg in sys.argv[1:] if arg.startswith("--config")]
+  cells = grid(study)
+  if _LIST.value:  # before TensorFlow and JAX start: launchers call this to size job arrays
+    for index, cell in enumerate(cells):
+      print(f"{index}\t{cell.name}\t{' '.join(cell_command(config_args, workdir, index))}")
+    return
+  if not 0 <= _CELL.value < len(cells) and _CELL.value != -1:
+    raise ValueError(f"--cell={_CELL.value} is out of range: the study has {len(cells)} cells "
+                     f"(0..{len(cells) - 1}); see --list.")
+  logging.set_verbosity(logging.WARNING)
+  import tensorflow as tf
+  tf.config.set_visible_devices([], "GPU")  # TensorFlow stays off the GPUs JAX uses
+  from sslflax import distributed, report
+  if _MULTIHOST.value:
+    distributed.initialize()
+  print_fn = distributed.console_printer()
+  if _CELL.value >= 0:
+    run_cell(study, workdir, cells[_CELL.value], print_fn=print_fn)
+  elif _REPORT_ONLY.value:
+    report.write_report(study, workdir, collect(study, workdir), print_fn=print_fn)
+  else:
+    run_study(study, workdir, config_args=config_args, print_fn=print_fn)
+
+
+if __name__ == "__main__":
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  from absl import app, flags
+  from ml_collections import config_flags
+  _CONFIG = config_flags.DEFINE_config_file("config", None, "Study config file[:variant].")
+  _WORKDIR = flags.DEFINE_string("workdir", None, "The study's directory: cells/, report, figures.")
+  _CELL = flags.DEFINE_integer("cell", -1, "Run only this cell of the grid (see --list).")
+  _LIST = flags.DEFINE_bool("list", False, "Print the grid's cells and the command of each.")
+  _REPORT_ONLY = flags.DEFINE_bool("report_only", False,
+                                   "Only gather the finished cells into the report.")
+  _MULTIHOST = flags.DEFINE_bool("multihost", False,
+                                 "Join a multi-host job first (see sslflax/distributed.py).")
+  flags.mark_flags_as_required(["config", "workdir"])
+  app.run(main)

@@ -1,0 +1,169 @@
+"""The study: grid, resumption, report (tables, CSV, figures), sensitivity, launch scripts, multi-host."""
+
+import csv
+import importlib.util
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sslflax import report, study
+from sslflax.study import Cell
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+QUIET = dict(print_fn=lambda *a, **k: None)
+
+
+def load_study(variant: str = "smoke"):
+  spec = importlib.util.spec_from_file_location("study_config", ROOT / "configs" / "study.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(variant)
+
+
+def row(experiment, size, downstream, seed, top1, tap="conv3"):
+  return {"experiment": experiment, "task": experiment, "pretrain_size": size,
+          "downstream": downstream, "tap": tap, "seed": seed, "top1": top1, "pretrain_steps": 1,
+          "pretext_loss": 1.0, "wall_time_s": 1.0}
+
+
+def test_sensitivity_matches_a_hand_computed_example():
+  accs = {  # (seed, dataset): accuracy at sizes 10, 20, 30
+      (0, "d1"): (0.5, 0.6, 0.7), (0, "d2"): (0.8, 0.8, 0.8),
+      (1, "d1"): (0.5, 0.5, 0.5), (1, "d2"): (0.2, 0.4, 0.6)}
+  rows = [row("a", size, d, seed, acc) for (seed, d), values in accs.items()
+          for size, acc in zip((10, 20, 30), values)]
+  rows += [row("random", None, d, seed, 0.3) for seed in (0, 1) for d in ("d1", "d2")]
+  # Population std across sizes: d1 seed 0 and d2 seed 1 are sqrt(2/3) * 0.1 and sqrt(2/3) * 0.2.
+  seed0 = (np.sqrt(2 / 3) * 0.1 + 0.0) / 2
+  seed1 = (0.0 + np.sqrt(2 / 3) * 0.2) / 2
+  mean, std, n = report.sensitivity(rows, "conv3")["a"]
+  assert n == 2
+  np.testing.assert_allclose(mean, (seed0 + seed1) / 2, rtol=1e-9)
+  np.testing.assert_allclose(std, abs(seed1 - seed0) / np.sqrt(2), rtol=1e-9)  # sample std of 2
+  assert "random" not in report.sensitivity(rows, "conv3")  # one size: no sensitivity
+
+
+def test_grid_runs_random_init_once_per_seed():
+  config = load_study("default")
+  config.seeds = (0, 1)
+  cells = study.grid(config)
+  assert len(cells) == 2 * (1 + 6 * 3)
+  assert [c for c in cells if c.experiment == "random"] == [Cell("random", None, 0),
+                                                             Cell("random", None, 1)]
+  rotation = study.cell_config(config, Cell("rotation", 600, 1))
+  assert (rotation.pretrain.subset_size, rotation.seed, rotation.pretrain.steps) == (600, 1, 75)
+  assert rotation.model.widths == (48, 128, 192, 192, 128)  # the study's override
+  assert rotation.linear_eval.datasets == ("sslflax_sample/fashion", "sslflax_sample/digits")
+
+
+def test_smoke_study_end_to_end_resumes_and_refuses_stale_cells(tmp_path):
+  config = load_study("smoke")
+  markdown = study.run_study(config, str(tmp_path), **QUIET)
+  cells = study.grid(config)
+  with open(tmp_path / "results.csv") as f:
+    rows = list(csv.DictReader(f))
+  assert len(rows) == len(cells) * 2  # two downstream datasets, one tap
+  assert {r["experiment"] for r in rows} == set(config.experiments)
+  assert all(0.0 <= float(r["top1"]) <= 1.0 for r in rows)
+  assert "| random |" in markdown and "Sensitivity" in markdown
+  assert (tmp_path / "study.md").read_text() == markdown
+  for name in ("accuracy_per_dataset", "mean_accuracy", "sensitivity", "accuracy_vs_size"):
+    with Image.open(tmp_path / "figures" / f"{name}.png") as image:
+      assert image.size[0] > 300
+
+  # A rerun reuses every finished cell: nothing trains.
+  lines = []
+  study.run_study(config, str(tmp_path), print_fn=lambda line, **_: lines.append(line))
+  assert f"{len(cells)} cells, {len(cells)} already finished" in lines[0]
+  assert not any("step" in line for line in lines)
+
+  # An interrupted cell (no results.json) is the only one run again.
+  os.remove(study.cell_dir(str(tmp_path), cells[-1]) + "/results.json")
+  lines.clear()
+  study.run_study(config, str(tmp_path), print_fn=lambda line, **_: lines.append(line))
+  assert f"{len(cells)} cells, {len(cells) - 1} already finished" in lines[0]
+  assert any(cells[-1].name in line for line in lines)
+
+  # Editing the study config does not silently reuse cells run with the old one.
+  config.overrides.linear_eval = dict(epochs=5)
+  with pytest.raises(ValueError, match="finished with another config.*linear_eval.epochs"):
+    study.run_study(config, str(tmp_path), **QUIET)
+
+
+def fake_results(cell, datasets, taps, base):
+  return {"task": cell.experiment, "wall_time_s": 1.0, "pretext": {"steps": 10, "final_metrics": {"loss": 1.0}},
+          "linear_eval": {d: {t: base + 0.01 * i + 0.001 * (cell.size or 0) / 1000
+                              for i, t in enumerate(taps)} for d in datasets}}
+
+
+def test_paper_variant_report_shows_their_numbers_beside_ours_and_the_layer_curve(tmp_path):
+  config = load_study("paper")
+  taps = ("conv1", "conv2", "conv3", "conv4", "conv5")
+  cells = study.grid(config)
+  results = [(cell, fake_results(cell, config.downstream, taps, 0.5)) for cell in cells]
+  markdown = report.write_report(config, str(tmp_path), results, **QUIET)
+  assert "theirs, not ours" in markdown
+  assert "| supervised | 0.744 | 0.815 | 0.752 | 0.770 |" in markdown  # their Figure 5 row
+  assert "| rotation | " in markdown and "| 0.007 |" in markdown  # their rotation sensitivity
+  assert "## Linear probe per layer" in markdown
+  assert (tmp_path / "figures" / "probe_layers.png").exists()
+
+
+def run_script(script, *args, env=None):
+  return subprocess.run(["bash", str(ROOT / "launch" / script), *args], capture_output=True,
+                        text=True, env={**os.environ, "DRY_RUN": "1", **(env or {})}, timeout=120)
+
+
+def test_launch_scripts_print_their_commands_in_dry_run():
+  local = run_script("local.sh", "--config=configs/rotation.py:paper", "--workdir=/runs/r")
+  assert local.returncode == 0, local.stderr
+  assert "-m sslflax.main --config=configs/rotation.py:paper --workdir=/runs/r" in local.stdout
+
+  slurm = run_script("slurm.sbatch", "--config=configs/rotation.py:paper-120k", "--workdir=/w")
+  assert slurm.returncode == 0, slurm.stderr
+  assert slurm.stdout.startswith("srun ")
+  assert "local.sh --multihost --config=configs/rotation.py:paper-120k --workdir=/w" in slurm.stdout
+
+  generic = run_script("multihost.sh", "--config=configs/rotation.py", "--workdir=/w")
+  assert generic.returncode == 2 and "JAX_COORDINATOR_ADDRESS is not set" in generic.stderr
+  env = {"JAX_COORDINATOR_ADDRESS": "host0:1234", "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "1"}
+  generic = run_script("multihost.sh", "--config=configs/rotation.py", "--workdir=/w", env=env)
+  assert generic.returncode == 0, generic.stderr
+  assert "process 1 of 2" in generic.stdout and "sslflax.main --multihost" in generic.stdout
+
+  array = run_script("study_array.sh", "--config=configs/study.py:smoke", "--workdir=/s")
+  assert array.returncode == 0, array.stderr
+  cell_job, report_job = array.stdout.strip().splitlines()
+  cells = len(study.grid(load_study("smoke")))
+  assert f"--array=0-{cells - 1}" in cell_job and "--cell=\\$SLURM_ARRAY_TASK_ID" in cell_job
+  assert "--dependency=afterany:" in report_job and "--report_only" in report_job
+
+
+def free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+def test_two_processes_join_one_job_and_train_together(tmp_path):
+  """jax.distributed on 2 local CPU processes (2 devices each): one 4-device data-parallel run."""
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+         "JAX_COORDINATOR_ADDRESS": f"localhost:{free_port()}", "JAX_NUM_PROCESSES": "2"}
+  command = [sys.executable, "-m", "sslflax.main", "--multihost",
+             "--config=configs/rotation.py:smoke", f"--workdir={tmp_path}"]
+  procs = [subprocess.Popen(command, cwd=ROOT, env={**env, "JAX_PROCESS_ID": str(i)},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+           for i in range(2)]
+  outputs = [p.communicate(timeout=300)[0] for p in procs]
+  assert [p.returncode for p in procs] == [0, 0], outputs
+  results = json.loads((tmp_path / "results.json").read_text())
+  assert results["processes"] == 2 and results["devices"].startswith("4 x ")
+  assert results["pretext"]["steps"] == 6 and np.isfinite(results["pretext"]["final_metrics"]["loss"])
+  assert "[rotation] step 6/6" in outputs[0] and "[rotation] step" not in outputs[1]
