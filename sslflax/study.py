@@ -49,17 +49,19 @@ def grid(study: ml_collections.ConfigDict) -> list[Cell]:
   return cells
 
 
-def load_experiment_config(config_dir: str, experiment: str,
-                           variant: str | None) -> ml_collections.ConfigDict:
-  """configs/<experiment>.py's get_config(variant); its package (configs/) must be importable."""
-  path = os.path.join(config_dir, f"{experiment}.py")
+def load_config(config_dir: str, name: str, variant: str | None = None) -> ml_collections.ConfigDict:
+  """get_config(variant) of config_dir/<name>.py, e.g. load_config('configs', 'rotation', 'smoke').
+
+  The folder is imported as a package (experiment configs import configs.common).
+  """
+  path = os.path.join(config_dir, f"{name}.py")
   if not os.path.exists(path):
-    raise FileNotFoundError(f"no experiment config {path}; study.experiments names files in "
-                            f"study.config_dir ({config_dir}).")
-  root, package = os.path.split(os.path.normpath(config_dir))
+    raise FileNotFoundError(f"no config file {path}; experiment names are files in "
+                            f"{config_dir} (e.g. rotation, colorize, random).")
+  root, package = os.path.split(os.path.abspath(config_dir))
   if root not in sys.path:
     sys.path.insert(0, root)
-  module = importlib.import_module(f"{package}.{experiment}")
+  module = importlib.import_module(f"{package}.{name}")
   return module.get_config(variant)
 
 
@@ -69,7 +71,7 @@ def pretrain_steps(study: ml_collections.ConfigDict, size: int, batch_size: int)
 
 def cell_config(study: ml_collections.ConfigDict, cell: Cell) -> ml_collections.ConfigDict:
   """The experiment config of one cell: its own file and variant, plus the study's fields."""
-  config = load_experiment_config(study.config_dir, cell.experiment, study.experiment_variant)
+  config = load_config(study.config_dir, cell.experiment, study.experiment_variant)
   config.update(study.overrides)
   config.seed = cell.seed
   config.linear_eval.datasets = tuple(study.downstream)

@@ -43,11 +43,15 @@ class Task:
 _BUILDERS: dict[str, Callable[..., Task]] = {}
 
 
-def register(name: str):
-  """Decorator: make `build(backbone, **options) -> Task` available as make_task(name, ...)."""
+def register(name: str, *, replace: bool = False):
+  """Decorator: make `build(backbone, **options) -> Task` available as make_task(name, ...).
+
+  A second registration of a name is an error (two modules claiming one task), unless
+  replace=True: a notebook cell that defines a task can then be run again.
+  """
   def wrap(build):
-    if name in _BUILDERS:
-      raise ValueError(f"task {name!r} is registered twice.")
+    if name in _BUILDERS and not replace:
+      raise ValueError(f"task {name!r} is registered twice; pass replace=True to redefine it.")
     _BUILDERS[name] = build
     return build
   return wrap
