@@ -58,6 +58,7 @@ def register(name: str, *, replace: bool = False):
 
 
 def registered_tasks() -> list[str]:
+  """The names make_task accepts, sorted."""
   return sorted(_BUILDERS)
 
 

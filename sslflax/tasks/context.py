@@ -90,6 +90,12 @@ class ContextNet(nn.Module):
 @register("context")
 def build(backbone: nn.Module, mask_kind: str = "central", overlap: int = 0,
           overlap_weight: float = 10.0, decoder_width: int = 64) -> Task:
+  """Context-encoder task: inpaint the masked region with an L2 loss.
+
+  `mask_kind`: 'central' (a quarter-area square) or 'blocks' (random blocks); `overlap`: width
+  in pixels of Pathak's band around the hole, weighted `overlap_weight` times in the loss (0:
+  no band); `decoder_width`: channels of the up-convolution decoder.
+  """
   if mask_kind not in MASK_KINDS:
     raise ValueError(f"unknown mask_kind {mask_kind!r}; choose one of {MASK_KINDS}.")
   def make_batch(rng, images, labels=None):

@@ -73,6 +73,9 @@ class CountingNet(nn.Module):
 @register("counting")
 def build(backbone: nn.Module, num_counts: int = 1000, margin: float = 10.0,
           grayscale_prob: float = 0.3, jitter: float = 0.4) -> Task:
+  """Counting task: `num_counts` non-negative counts per image (ReLU head), loss with margin
+  `margin` (the paper's M = 10); `grayscale_prob` and `jitter` (colour affine strength) are the
+  per-image colour changes shared by an image's tiles and its downsampled view."""
   def make_batch(rng, images, labels=None):
     return make_counting_batch(rng, images, labels, grayscale_prob, jitter)
   def loss(outputs, targets):

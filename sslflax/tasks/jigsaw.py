@@ -74,6 +74,12 @@ class JigsawNet(nn.Module):
 def build(backbone: nn.Module, num_permutations: int = 1000, grid: int = 3,
           tile: int | None = None, tile_features: int = 1024, hidden: int = 4096,
           grayscale_prob: float = 0.3, jitter: float = 0.1) -> Task:
+  """Jigsaw task: `num_permutations` classes from the max-Hamming set of grid^2 tiles.
+
+  `tile`: tile side in pixels (None: the largest that leaves gaps in a grid cell);
+  `tile_features`/`hidden`: the per-tile fc and the joint fc widths; `grayscale_prob`,
+  `jitter`: chance of a grayscale image and the per-channel shift, against colour shortcuts.
+  """
   permutations = jnp.asarray(load_permutations(num_permutations, grid * grid))
   def make_batch(rng, images, labels=None):
     del labels

@@ -21,4 +21,5 @@ def make_rotation_batch(rng: jax.Array, images: jax.Array, labels: jax.Array | N
 
 @register("rotation")
 def build(backbone: nn.Module) -> Task:
+  """Rotation task: a 4-way linear head on the backbone's features; options: none."""
   return Task("rotation", make_rotation_batch, ClassifierNet(backbone, 4), classification_loss)

@@ -21,5 +21,6 @@ def make_supervised_batch(rng: jax.Array, images: jax.Array, labels: jax.Array |
 
 @register("supervised")
 def build(backbone: nn.Module, num_classes: int = 10) -> Task:
+  """The supervised baseline: a `num_classes`-way linear head trained on the dataset's labels."""
   return Task("supervised", make_supervised_batch, ClassifierNet(backbone, num_classes),
               classification_loss, needs_labels=True)
