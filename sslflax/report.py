@@ -213,9 +213,11 @@ def write_figures(rows, tap: str, experiments: list[str], datasets: list[str],
     ax.bar(np.arange(len(datasets)) + i * width, [s[0] for s in stats], width,
            yerr=[s[1] for s in stats], label=e)
   ax.set_xticks(np.arange(len(datasets)) + width * (len(present) - 1) / 2, datasets)
+  values = [means[e][d][0] for e in present for d in datasets if d in means[e]]
+  ax.set_ylim(min(values) - 0.03, max(values) + 0.02)  # differences of a point must show
   ax.set_ylabel(f"linear probe top-1 ({tap})")
   ax.set_title("Accuracy per downstream dataset")
-  ax.legend(fontsize=8, ncol=2)
+  ax.legend(fontsize=8, ncol=1, loc="center left", bbox_to_anchor=(1.0, 0.5))
   save(fig, "accuracy_per_dataset.png")
 
   fig, ax = plt.subplots(figsize=(6, 4))
