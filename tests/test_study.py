@@ -97,6 +97,20 @@ def test_smoke_study_end_to_end_resumes_and_refuses_stale_cells(tmp_path):
     study.run_study(config, str(tmp_path), **QUIET)
 
 
+def test_parallel_workers_run_cells_as_processes_with_the_same_overrides(tmp_path):
+  config_args = [f"--config={ROOT / 'configs' / 'study.py'}:smoke",
+                 "--config.experiments=('random',)", "--config.seeds=(0, 1)", "--config.workers=2"]
+  config = load_study("smoke")
+  config.experiments, config.seeds, config.workers = ("random",), (0, 1), 2
+  lines = []
+  study.run_study(config, str(tmp_path), config_args=config_args,
+                  print_fn=lambda line, **_: lines.append(line))
+  assert sum("started on worker" in line for line in lines) == 2
+  assert all(os.path.exists(tmp_path / "logs" / f"cell{i}.log") for i in range(2))
+  # The worker processes built the very configs this process asks for (else: stale-config error).
+  assert all(results is not None for _, results in study.collect(config, str(tmp_path)))
+
+
 def fake_results(cell, datasets, taps, base):
   return {"task": cell.experiment, "wall_time_s": 1.0, "pretext": {"steps": 10, "final_metrics": {"loss": 1.0}},
           "linear_eval": {d: {t: base + 0.01 * i + 0.001 * (cell.size or 0) / 1000

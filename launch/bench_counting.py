@@ -1,0 +1,69 @@
+"""Where the counting batch builder's time goes (input images/s of each part, jitted).
+
+  python launch/bench_counting.py [--size 224] [--batch 128] [--seconds 3]
+
+Counting is the one builder below 10x the seed's collator. This breaks it into its parts
+and puts two references beside them: converting the batch to float32 (what any float
+filter pays at least) and a floor builder (nearest 2x downsample and tiles in uint8, no
+colour), the least work any counting builder can do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sslflax.tasks.counting import make_counting_batch
+from sslflax.transforms.color import (apply_color_affine, jitter_affine, jitter_factors,
+                                     mean_luma, quantize, to_float)
+from sslflax.transforms.geometry import downsample_random_filter, quadrant_tiles
+
+
+def images_per_second(fn, *args, seconds: float) -> float:
+  fn = jax.jit(fn)
+  jax.block_until_ready(fn(*args))  # compile
+  count, start = 0, time.perf_counter()
+  while time.perf_counter() - start < seconds:
+    jax.block_until_ready(fn(*args))
+    count += 1
+  return count * args[-1].shape[0] / (time.perf_counter() - start)
+
+
+def colour_change(rng, images):
+  b = images.shape[0]
+  gray = jax.random.bernoulli(rng, 0.3, (b,))
+  return jitter_affine(jitter_factors(rng, b, 0.4, 0.4, 0.4), mean_luma(images), gray)
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--size", type=int, default=224)
+  parser.add_argument("--batch", type=int, default=128)
+  parser.add_argument("--seconds", type=float, default=3.0)
+  args = parser.parse_args()
+  rng = jax.random.key(0)
+  images = jnp.asarray(np.random.default_rng(0).integers(
+      0, 256, (args.batch, args.size, args.size, 3), dtype=np.uint8))
+  matrix, offset = jax.jit(colour_change)(rng, images)
+  parts = {
+      "whole builder": (lambda r, x: make_counting_batch(r, x), rng),
+      "random-filter downsample": (downsample_random_filter, rng),
+      "colour + tiles (uint8 out)": (
+          lambda m, o, x: quadrant_tiles(quantize(apply_color_affine(x, m, o))), matrix, offset),
+      "colour parameters": (colour_change, rng),
+      "reference: uint8 -> float32": (to_float,),
+      "reference: floor builder": (lambda x: (x[:, ::2, ::2], quadrant_tiles(x)),),
+  }
+  print(f"device: {jax.devices()[0].device_kind} x{jax.device_count()}, "
+        f"batch {args.batch}, {args.size} px")
+  for name, (fn, *inputs) in parts.items():
+    rate = images_per_second(fn, *inputs, images, seconds=args.seconds)
+    print(f"{name:<30}{rate:>12,.0f} img/s", flush=True)
+
+
+if __name__ == "__main__":
+  main()
