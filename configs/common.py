@@ -70,6 +70,7 @@ def get_base_config(experiment: str, variant: str | None) -> ml_collections.Conf
   c.linear_eval.train_split = "train"
   c.linear_eval.test_split = "test"
   c.linear_eval.image_size = 32
+  c.linear_eval.image_size_per_dataset = ()  # ((dataset, size), ...) where it differs
   c.linear_eval.taps = ("conv3",)  # ('all',) evaluates conv1..conv5 in one pass
   c.linear_eval.epochs = 30
   c.linear_eval.batch_size = 256
@@ -100,7 +101,8 @@ def get_base_config(experiment: str, variant: str | None) -> ml_collections.Conf
     c.checkpoint.every_steps = 1000
     c.log_every_steps = 100
     c.linear_eval.datasets = ("cifar10", "svhn_cropped", "oxford_flowers102")
-    c.linear_eval.image_size = 64  # the seed resized CIFAR/SVHN to 64 (Flowers 224: override per run)
+    c.linear_eval.image_size = 64  # the seed resized CIFAR/SVHN to 64 and kept Flowers at 224
+    c.linear_eval.image_size_per_dataset = (("oxford_flowers102", 224),)
     c.linear_eval.epochs = 50
     c.linear_eval.batch_size = 512
     c.linear_eval.lr = 1e-4

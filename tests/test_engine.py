@@ -8,6 +8,7 @@ import jax
 import numpy as np
 import pytest
 
+from sslflax import data as data_lib
 from sslflax import experiment
 from sslflax.train import checkpoint as ckpt_lib
 from sslflax.train.loop import NonFiniteLossError, pretrain
@@ -38,14 +39,26 @@ def test_smoke_experiment_end_to_end_on_the_embedded_sample(name, tmp_path):
     assert (tmp_path / "metrics.jsonl").exists() and (tmp_path / "checkpoints").exists()
 
 
-def test_eval_only_reads_the_checkpoint_and_all_taps(tmp_path):
+def test_eval_only_reads_the_checkpoint_and_all_taps(tmp_path, monkeypatch):
   config = load_config("rotation")
   experiment.run(config, str(tmp_path), print_fn=lambda *a, **k: None)
   config.eval_only = True
   config.linear_eval.taps = ("all",)
+  config.linear_eval.datasets = ("sslflax_sample/fashion", "sslflax_sample/digits")
+  config.linear_eval.image_size_per_dataset = (("sslflax_sample/digits", 24),)
+  sizes = {}
+  make_dataset = data_lib.make_dataset
+  def recording_make_dataset(name, split, **kwargs):
+    sizes[name] = kwargs["image_size"]
+    return make_dataset(name, split, **kwargs)
+  monkeypatch.setattr(data_lib, "make_dataset", recording_make_dataset)
   results = experiment.run(config, str(tmp_path), print_fn=lambda *a, **k: None)
-  assert set(results["linear_eval"]["sslflax_sample/fashion"]) == {f"conv{i}" for i in range(1, 6)}
+  for dataset in config.linear_eval.datasets:
+    assert set(results["linear_eval"][dataset]) == {f"conv{i}" for i in range(1, 6)}
   assert results["pretext"] == {}
+  # The paper probes Flowers at 224 px and the others at 64: sizes can differ per dataset.
+  assert sizes == {"sslflax_sample/fashion": config.linear_eval.image_size,
+                   "sslflax_sample/digits": 24}
 
 
 def final_params(out):

@@ -95,7 +95,8 @@ def linear_eval(backbone, variables, config, mesh, *, print_fn=print) -> dict[st
   for name in le.datasets:
     builder = data_lib.get_builder(name, config.pretrain.data_dir)
     classes = data_lib.num_classes(builder)
-    common = dict(image_size=le.image_size, batch_size=le.batch_size, train=False,
+    image_size = dict(le.image_size_per_dataset).get(name, le.image_size)
+    common = dict(image_size=image_size, batch_size=le.batch_size, train=False,
                   seed=config.seed, data_dir=config.pretrain.data_dir)
     train_ds = data_lib.make_dataset(name, le.train_split, subset_size=le.train_subset, **common)
     test_ds = data_lib.make_dataset(name, le.test_split, **common)
