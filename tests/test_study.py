@@ -61,6 +61,12 @@ def test_grid_runs_random_init_once_per_seed():
   assert (rotation.pretrain.subset_size, rotation.seed, rotation.pretrain.steps) == (600, 1, 75)
   assert rotation.model.widths == (48, 128, 192, 192, 128)  # the study's override
   assert rotation.linear_eval.datasets == ("sslflax_sample/fashion", "sslflax_sample/digits")
+  paper = load_study("paper")
+  counting = study.cell_config(paper, Cell("counting", 30_000, 0))
+  assert (counting.pretrain.dataset, counting.pretrain.image_size) == ("imagenet2012", 224)
+  assert counting.pretrain.steps == 5860  # 50 epochs of 30K images at batch 256, rounded up
+  assert counting.linear_eval.datasets == ("cifar10", "svhn_cropped", "oxford_flowers102")
+  assert study.cell_config(paper, Cell("supervised", 120_000, 0)).task.options.num_classes == 1000
 
 
 def test_smoke_study_end_to_end_resumes_and_refuses_stale_cells(tmp_path):
