@@ -144,10 +144,10 @@ def cell_command(config_args: list[str], workdir: str, index: int) -> list[str]:
           f"--cell={index}"]
 
 
-def run_parallel(study, workdir: str, config_args: list[str], pending: list[int],
+def run_parallel(study: ml_collections.ConfigDict, workdir: str, config_args: list[str], pending: list[int],
                  print_fn: Callable[..., None] = print) -> None:
   """Pending cells in `study.workers` processes, each cell's output in its own log file."""
-  running: dict[int, tuple[subprocess.Popen, Any]] = {}
+  running: dict[int, tuple[subprocess.Popen, Any, int]] = {}  # worker -> (process, log, cell)
   free = list(range(study.workers))
   queue = list(pending)
   failed = []
@@ -158,7 +158,8 @@ def run_parallel(study, workdir: str, config_args: list[str], pending: list[int]
       os.makedirs(os.path.dirname(log_path), exist_ok=True)
       log = open(log_path, "a")
       proc = subprocess.Popen(cell_command(config_args, workdir, index), stdout=log,
-                              stderr=subprocess.STDOUT, env=_worker_env(worker, study.gpus_per_worker))
+                              stderr=subprocess.STDOUT,
+                              env=_worker_env(worker, study.gpus_per_worker))
       running[worker] = (proc, log, index)
       print_fn(f"[study] cell {index} started on worker {worker} (log {log_path})", flush=True)
     time.sleep(1)
@@ -176,7 +177,8 @@ def run_parallel(study, workdir: str, config_args: list[str], pending: list[int]
                        f"Rerunning the study retries them.")
 
 
-def run_study(study: ml_collections.ConfigDict, workdir: str, *, config_args: list[str] | None = None,
+def run_study(study: ml_collections.ConfigDict, workdir: str, *,
+              config_args: list[str] | None = None,
               print_fn: Callable[..., None] = print) -> str:
   """Every cell not yet finished, then the report; returns the report's Markdown."""
   from sslflax import report
@@ -211,12 +213,24 @@ def collect(study: ml_collections.ConfigDict, workdir: str) -> list[tuple[Cell, 
   return [(cell, finished_results(workdir, cell, cell_config(study, cell))) for cell in grid(study)]
 
 
+def passed_config_args(argv: list[str]) -> list[str]:
+  """The --config file and --config.x=y overrides of a command line, for cell processes.
+
+  Both `--config=v` and `--config v` spellings are kept, so workers build the same grid.
+  """
+  kept = []
+  for arg, following in zip(argv, argv[1:] + [None]):
+    if arg.startswith("--config"):
+      alone = "=" in arg or following is None or following.startswith("-")  # e.g. a bool flag
+      kept.append(arg if alone else f"{arg}={following}")
+  return kept
+
+
 def main(argv) -> None:
   del argv
   from absl import logging
   study, workdir = _CONFIG.value, _WORKDIR.value
-  # The config file and any --config.x=y overrides, passed on to cell processes unchanged.
-  config_args = [arg for arg in sys.argv[1:] if arg.startswith("--config")]
+  config_args = passed_config_args(sys.argv[1:])
   cells = grid(study)
   if _LIST.value:  # before TensorFlow and JAX start: launchers call this to size job arrays
     for index, cell in enumerate(cells):

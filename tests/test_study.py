@@ -103,6 +103,14 @@ def test_smoke_study_end_to_end_resumes_and_refuses_stale_cells(tmp_path):
     study.run_study(config, str(tmp_path), **QUIET)
 
 
+def test_config_args_are_passed_on_in_either_spelling():
+  argv = ["--config", "configs/study.py:smoke", "--workdir=/w", "--config.seeds=(0,1)",
+          "--config.workers", "2", "--config.show_paper", "--list"]
+  assert study.passed_config_args(argv) == ["--config=configs/study.py:smoke",
+                                            "--config.seeds=(0,1)", "--config.workers=2",
+                                            "--config.show_paper"]
+
+
 def test_parallel_workers_run_cells_as_processes_with_the_same_overrides(tmp_path):
   config_args = [f"--config={ROOT / 'configs' / 'study.py'}:smoke",
                  "--config.experiments=('random',)", "--config.seeds=(0, 1)", "--config.workers=2"]
