@@ -25,9 +25,7 @@ ROOT = next(p for p in (pathlib.Path.cwd(), *pathlib.Path.cwd().parents, pathlib
 os.chdir(ROOT)
 # SSLFLAX_NOTEBOOK_SMOKE=1 (CI) runs the same cells with tiny networks and a few steps.
 SMOKE = os.environ.get("SSLFLAX_NOTEBOOK_SMOKE") == "1"
-import tensorflow as tf
-tf.config.set_visible_devices([], "GPU")  # tf.data stays on the CPU; JAX gets the GPU (if any)
-import jax
+import jax  # sslflax.data keeps TensorFlow (tf.data) off the GPU, so JAX gets it all
 print("JAX devices:", jax.devices(), "| smoke run" if SMOKE else "")'''
 
 

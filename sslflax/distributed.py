@@ -35,3 +35,17 @@ def console_printer():
   """print on process 0; the other processes of a multi-host job stay quiet."""
   import jax
   return print if jax.process_index() == 0 else (lambda *args, **kwargs: None)
+
+
+def start(multihost: bool):
+  """The command lines' process set-up; returns the print function for progress lines.
+
+  Library INFO logs are silenced (progress lines are printed), and with `multihost` the
+  process joins its job before JAX touches a device. (sslflax.data keeps TensorFlow off
+  the GPUs when it is imported.)
+  """
+  from absl import logging
+  logging.set_verbosity(logging.WARNING)
+  if multihost:
+    initialize()
+  return console_printer()

@@ -7,7 +7,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags, logging  # noqa: E402
+from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file[:variant].",
@@ -21,14 +21,10 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
   del argv
-  logging.set_verbosity(logging.WARNING)  # progress lines are printed; library INFO logs are noise
-  import tensorflow as tf
-  tf.config.set_visible_devices([], "GPU")  # TensorFlow stays off the GPUs JAX uses
-  if _MULTIHOST.value:
-    from sslflax import distributed
-    distributed.initialize()
-  from sslflax import distributed, experiment
-  experiment.run(_CONFIG.value, _WORKDIR.value, print_fn=distributed.console_printer())
+  from sslflax import distributed
+  print_fn = distributed.start(_MULTIHOST.value)
+  from sslflax import experiment  # after start(): JAX must not see a device before the job is joined
+  experiment.run(_CONFIG.value, _WORKDIR.value, print_fn=print_fn)
 
 
 if __name__ == "__main__":

@@ -228,7 +228,6 @@ def passed_config_args(argv: list[str]) -> list[str]:
 
 def main(argv) -> None:
   del argv
-  from absl import logging
   study, workdir = _CONFIG.value, _WORKDIR.value
   config_args = passed_config_args(sys.argv[1:])
   cells = grid(study)
@@ -239,13 +238,8 @@ def main(argv) -> None:
   if not 0 <= _CELL.value < len(cells) and _CELL.value != -1:
     raise ValueError(f"--cell={_CELL.value} is out of range: the study has {len(cells)} cells "
                      f"(0..{len(cells) - 1}); see --list.")
-  logging.set_verbosity(logging.WARNING)
-  import tensorflow as tf
-  tf.config.set_visible_devices([], "GPU")  # TensorFlow stays off the GPUs JAX uses
   from sslflax import distributed, report
-  if _MULTIHOST.value:
-    distributed.initialize()
-  print_fn = distributed.console_printer()
+  print_fn = distributed.start(_MULTIHOST.value)
   if _CELL.value >= 0:
     run_cell(study, workdir, cells[_CELL.value], print_fn=print_fn)
   elif _REPORT_ONLY.value:
