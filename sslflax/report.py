@@ -42,7 +42,8 @@ def rows_from_results(cell, results: dict[str, Any]) -> list[dict[str, Any]]:
       rows.append({
           "experiment": cell.experiment, "task": results["task"], "pretrain_size": cell.size,
           "downstream": downstream, "tap": tap, "seed": cell.seed, "top1": top1,
-          "pretrain_steps": pretext.get("steps", 0), "pretext_loss": pretext.get("final_metrics", {}).get("loss"),
+          "pretrain_steps": pretext.get("steps", 0),
+          "pretext_loss": pretext.get("final_metrics", {}).get("loss"),
           "wall_time_s": round(results["wall_time_s"], 1)})
   return rows
 
@@ -51,6 +52,24 @@ def main_tap(rows: list[dict[str, Any]]) -> str:
   """conv3, the seed paper's protocol, when it was evaluated; else the first tap."""
   taps = {r["tap"] for r in rows}
   return "conv3" if "conv3" in taps else sorted(taps)[0]
+
+
+def mean_top1(rows, experiment: str, tap: str, size: int | None = None) -> float:
+  """Mean top-1 of an experiment at a tap, over datasets, seeds and (unless `size`) sizes.
+
+  Random init's rows (size None) count at every size. NaN where there are no rows.
+  """
+  accs = [r["top1"] for r in rows if (r["experiment"], r["tap"]) == (experiment, tap)
+          and (size is None or r["pretrain_size"] in (size, None))]
+  return float(np.mean(accs)) if accs else float("nan")
+
+
+def pretrain_sizes(rows) -> list[int]:
+  return sorted({r["pretrain_size"] for r in rows if r["pretrain_size"] is not None})
+
+
+def _fmt_value(value: float) -> str:
+  return "—" if np.isnan(value) else f"{value:.3f}"
 
 
 def _ordered(values: Iterable, order: Iterable = ()) -> list:
@@ -139,15 +158,8 @@ def paper_table(datasets: list[str], experiments: list[str]) -> str | None:
 
 def size_table(rows, tap: str, experiments: list[str]) -> str:
   """Accuracy at each pretraining-set size, averaged over downstream datasets and seeds."""
-  sizes = sorted({r["pretrain_size"] for r in rows if r["pretrain_size"] is not None})
-  body = []
-  for e in experiments:
-    row = [e]
-    for size in sizes:
-      accs = [r["top1"] for r in rows if (r["experiment"], r["tap"]) == (e, tap) and
-              r["pretrain_size"] in (size, None)]
-      row.append(f"{np.mean(accs):.3f}" if accs else "—")
-    body.append(row)
+  sizes = pretrain_sizes(rows)
+  body = [[e] + [_fmt_value(mean_top1(rows, e, tap, size)) for size in sizes] for e in experiments]
   return _markdown(["experiment"] + [f"{s} images" for s in sizes], body)
 
 
@@ -170,13 +182,7 @@ def layer_table(rows, experiments: list[str]) -> str | None:
   taps = _ordered((r["tap"] for r in rows), TAP_ORDER)
   if len(taps) < 2:
     return None
-  body = []
-  for e in experiments:
-    row = [e]
-    for tap in taps:
-      accs = [r["top1"] for r in rows if (r["experiment"], r["tap"]) == (e, tap)]
-      row.append(f"{np.mean(accs):.3f}" if accs else "—")
-    body.append(row)
+  body = [[e] + [_fmt_value(mean_top1(rows, e, tap)) for tap in taps] for e in experiments]
   return _markdown(["experiment"] + taps, body)
 
 
@@ -240,12 +246,12 @@ def write_figures(rows, tap: str, experiments: list[str], datasets: list[str],
     ax.tick_params(axis="x", rotation=30)
     save(fig, "sensitivity.png")
 
+  sizes = pretrain_sizes(rows)
+  if len(sizes) > 1:
     fig, ax = plt.subplots(figsize=(6, 4))
-    sizes = sorted({r["pretrain_size"] for r in rows if r["pretrain_size"] is not None})
     for e in present:
-      curve = [np.mean([r["top1"] for r in rows if (r["experiment"], r["tap"]) == (e, tap)
-                        and r["pretrain_size"] in (s, None)] or [np.nan]) for s in sizes]
-      ax.plot(sizes, curve, marker="o", label=e, linestyle="--" if e == "random" else "-")
+      ax.plot(sizes, [mean_top1(rows, e, tap, size) for size in sizes], marker="o", label=e,
+              linestyle="--" if e == "random" else "-")
     ax.set_xscale("log")
     ax.set_xticks(sizes, [str(s) for s in sizes])
     ax.set_xlabel("pretraining images")
@@ -258,8 +264,7 @@ def write_figures(rows, tap: str, experiments: list[str], datasets: list[str],
   if len(taps) > 1:
     fig, ax = plt.subplots(figsize=(6, 4))
     for e in present:
-      ax.plot(taps, [np.mean([r["top1"] for r in rows if (r["experiment"], r["tap"]) == (e, t)]
-                             or [np.nan]) for t in taps], marker="o", label=e)
+      ax.plot(taps, [mean_top1(rows, e, t) for t in taps], marker="o", label=e)
     ax.set_ylabel("mean top-1 over datasets and sizes")
     ax.set_title("Linear probe per layer")
     ax.legend(fontsize=8, ncol=2)
