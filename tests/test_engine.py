@@ -1,6 +1,5 @@
 """The main job end to end on CPU: every experiment's smoke variant, resume, NaN guard, bad input."""
 
-import importlib.util
 import json
 import pathlib
 
@@ -9,7 +8,7 @@ import numpy as np
 import pytest
 
 from sslflax import data as data_lib
-from sslflax import experiment
+from sslflax import experiment, study
 from sslflax.train import checkpoint as ckpt_lib
 from sslflax.train.loop import NonFiniteLossError, pretrain
 
@@ -18,10 +17,7 @@ EXPERIMENTS = ("rotation", "counting", "jigsaw", "context", "colorize", "supervi
 
 
 def load_config(name: str, variant: str | None = "smoke"):
-  spec = importlib.util.spec_from_file_location(f"cfg_{name}", CONFIGS / f"{name}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(variant)
+  return study.load_config(str(CONFIGS), name, variant)
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)

@@ -1,7 +1,6 @@
 """The study: grid, resumption, report (tables, CSV, figures), sensitivity, launch scripts, multi-host."""
 
 import csv
-import importlib.util
 import json
 import os
 import pathlib
@@ -21,10 +20,7 @@ QUIET = dict(print_fn=lambda *a, **k: None)
 
 
 def load_study(variant: str = "smoke"):
-  spec = importlib.util.spec_from_file_location("study_config", ROOT / "configs" / "study.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(variant)
+  return study.load_config(str(ROOT / "configs"), "study", variant)
 
 
 def row(experiment, size, downstream, seed, top1, tap="conv3"):
