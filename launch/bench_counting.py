@@ -34,6 +34,7 @@ def images_per_second(fn, *args, seconds: float) -> float:
 
 
 def colour_change(rng, images):
+  """The ops make_counting_batch uses for its colour parameters (its key split is left out)."""
   b = images.shape[0]
   gray = jax.random.bernoulli(rng, 0.3, (b,))
   return jitter_affine(jitter_factors(rng, b, 0.4, 0.4, 0.4), mean_luma(images), gray)

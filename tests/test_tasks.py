@@ -24,8 +24,22 @@ def test_all_six_tasks_registered():
     make_task("spin", tiny_backbone())
 
 
+def assert_arrays_close(x, y, atol: float) -> None:
+  """Floats within atol; uint8 pixels equal, but for rare one-level flips.
+
+  A float reduction summed in another order (jit vs eager, one device vs eight) can move a
+  value across a rounding boundary before quantisation: one level, in a handful of pixels.
+  """
+  x, y = np.asarray(x), np.asarray(y)
+  if x.dtype != np.uint8:
+    np.testing.assert_allclose(x, y, atol=atol)
+    return
+  diff = np.abs(x.astype(np.int16) - y.astype(np.int16))
+  assert diff.max() <= 1 and (diff > 0).mean() < 1e-4, (diff.max(), (diff > 0).mean())
+
+
 def assert_trees_close(a, b, atol=1e-5):
-  jax.tree.map(lambda x, y: np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=atol), a, b)
+  jax.tree.map(lambda x, y: assert_arrays_close(x, y, atol), a, b)
 
 
 @pytest.mark.parametrize("name", TASKS)
