@@ -1,6 +1,6 @@
 """Where the counting batch builder's time goes (input images/s of each part, jitted).
 
-  python launch/bench_counting.py [--size 224] [--batch 128] [--seconds 3]
+  python launch/bench_counting.py [--size 224] [--batch 128] [--seconds 3] [--default-malloc]
 
 Counting is the one builder below 10x the seed's collator. This breaks it into its parts
 and puts two references beside them: converting the batch to float32 (what any float
@@ -11,7 +11,13 @@ colour), the least work any counting builder can do.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+
+from sslflax.hostmem import keep_freed_memory
+
+if "--default-malloc" not in sys.argv:
+  keep_freed_memory()  # as sslflax.main does; before JAX starts its threads
 
 import jax
 import jax.numpy as jnp
@@ -45,6 +51,8 @@ def main() -> None:
   parser.add_argument("--size", type=int, default=224)
   parser.add_argument("--batch", type=int, default=128)
   parser.add_argument("--seconds", type=float, default=3.0)
+  parser.add_argument("--default-malloc", action="store_true",
+                      help="leave glibc malloc as it is (see sslflax/hostmem.py)")
   args = parser.parse_args()
   rng = jax.random.key(0)
   images = jnp.asarray(np.random.default_rng(0).integers(

@@ -14,6 +14,10 @@ import argparse
 import functools
 import time
 
+from sslflax.hostmem import keep_freed_memory
+
+keep_freed_memory()  # as the command lines do (sslflax/hostmem.py); before JAX starts its threads
+
 import jax
 import jax.numpy as jnp
 import optax

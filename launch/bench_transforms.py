@@ -1,6 +1,6 @@
 """Throughput of every task's jitted batch builder (input images per second).
 
-  python launch/bench_transforms.py [--sizes 64,224] [--batch 128] [--seconds 3]
+  python launch/bench_transforms.py [--sizes 64,224] [--batch 128] [--seconds 3] [--default-malloc]
 
 Images are uint8, already on the device, as the training step receives them;
 the timing covers the whole jitted builder (augmentations, tiles, masks, Lab,
@@ -10,7 +10,13 @@ soft-encoding), with compilation excluded.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+
+from sslflax.hostmem import keep_freed_memory
+
+if "--default-malloc" not in sys.argv:
+  keep_freed_memory()  # as the command lines do (sslflax/hostmem.py); before JAX starts threads
 
 import jax
 import jax.numpy as jnp
@@ -35,6 +41,8 @@ def main() -> None:
   parser.add_argument("--batch", type=int, default=128)
   parser.add_argument("--seconds", type=float, default=3.0)
   parser.add_argument("--tasks", default=",".join(registered_tasks()))
+  parser.add_argument("--default-malloc", action="store_true",
+                      help="leave glibc malloc as it is (see sslflax/hostmem.py)")
   args = parser.parse_args()
   print(f"device: {jax.devices()[0].device_kind} x{jax.device_count()}, batch {args.batch}")
   print(f"{'task':<14}" + "".join(f"{s:>6} px img/s" for s in map(int, args.sizes.split(","))))

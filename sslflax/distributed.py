@@ -40,11 +40,13 @@ def console_printer():
 def start(multihost: bool):
   """The command lines' process set-up; returns the print function for progress lines.
 
-  Library INFO logs are silenced (progress lines are printed), and with `multihost` the
-  process joins its job before JAX touches a device. (sslflax.data keeps TensorFlow off
-  the GPUs when it is imported.)
+  Library INFO logs are silenced (progress lines are printed), host memory freed by XLA is
+  kept for reuse (sslflax/hostmem.py), and with `multihost` the process joins its job before
+  JAX touches a device. (sslflax.data keeps TensorFlow off the GPUs when it is imported.)
   """
   from absl import logging
+  from sslflax.hostmem import keep_freed_memory
+  keep_freed_memory()
   logging.set_verbosity(logging.WARNING)
   if multihost:
     initialize()

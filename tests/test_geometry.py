@@ -47,18 +47,63 @@ def test_random_tile_grid_rejects_oversized_tile():
     T.random_tile_grid(jax.random.key(0), jnp.zeros((1, 30, 30, 3)), 3, 11)
 
 
+def filters_used(x: np.ndarray, down: np.ndarray, methods=T.DOWNSAMPLE_METHODS) -> np.ndarray:
+  """Index of the method whose resize each downsampled image equals (asserting it does)."""
+  size = (x.shape[1] // 2, x.shape[2] // 2)
+  crop = x[:, :2 * size[0], :2 * size[1]]
+  candidates = np.stack([np.asarray(T.resize(crop, size, m)) for m in methods], 1)
+  errors = np.abs(candidates - down[:, None]).max(axis=(2, 3, 4))
+  assert errors.min(axis=1).max() < 1e-5, "an output equals no resize method"
+  return errors.argmin(axis=1)
+
+
 def test_quadrants_and_random_filter_downsample(real_images):
   x = T.to_float(real_images[:16])
   quads = T.quadrant_tiles(x)
   np.testing.assert_array_equal(quads[:, 3], x[:, 32:, 32:])
   down = np.asarray(T.downsample_random_filter(jax.random.key(0), x))
   assert down.shape == (16, 32, 32, 3)
-  candidates = np.stack([np.asarray(T.resize(x, (32, 32), m)) for m in T.DOWNSAMPLE_METHODS], 1)
-  match = np.argmin(np.abs(candidates - down[:, None]).mean(axis=(2, 3, 4)), axis=1)
-  assert np.allclose(np.take_along_axis(candidates, match[:, None, None, None, None], 1)[:, 0], down)
-  assert len(set(match.tolist())) > 1  # different filters for different images
+  used = filters_used(np.asarray(x), down)
+  # Every run of 4 consecutive images uses each of the 4 filters once, in a random order.
+  assert all(sorted(run) == [0, 1, 2, 3] for run in used.reshape(4, 4).tolist())
+  assert len({tuple(run) for run in used.reshape(4, 4).tolist()}) > 1
   area = np.asarray(T.resize(x, (32, 32), "area"))
   np.testing.assert_allclose(area[:, 0, 0], np.asarray(x[:, :2, :2]).mean(axis=(1, 2)), atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(6, 33, 50), (3, 2, 2), (9, 20, 18), (1, 8, 8)])
+def test_random_filter_downsample_odd_sizes_and_batches(shape):
+  # Odd sides drop their last row/column, as resize of the even crop; a batch that is not
+  # a multiple of 4 keeps the per-run permutation for its complete runs.
+  x = np.random.default_rng(0).random(shape + (3,), dtype=np.float32)
+  down = np.asarray(jax.jit(T.downsample_random_filter)(jax.random.key(1), jnp.asarray(x)))
+  assert down.shape == (shape[0], shape[1] // 2, shape[2] // 2, 3)
+  used = filters_used(x, down)
+  if shape[1] > 2:  # at 1x1 output, several filters give the same pixel
+    for start in range(0, shape[0] - 3, 4):
+      assert sorted(used[start:start + 4]) == [0, 1, 2, 3]
+
+
+def test_random_filter_downsample_uint8_and_subset_of_methods(real_images):
+  methods = ("cubic", "nearest")
+  x = real_images[:8]
+  from_uint8 = np.asarray(T.downsample_random_filter(jax.random.key(2), x, methods))
+  from_float = np.asarray(T.downsample_random_filter(jax.random.key(2), T.to_float(x), methods))
+  np.testing.assert_allclose(from_uint8, from_float, atol=1e-6)
+  used = filters_used(np.asarray(T.to_float(x)), from_float, methods)
+  assert all(sorted(run) == [0, 1] for run in used.reshape(4, 2).tolist())
+
+
+def test_downsample_by_2_equals_resize_for_every_method():
+  x = jnp.asarray(np.random.default_rng(3).random((2, 14, 22, 3), dtype=np.float32))
+  for method in T.DOWNSAMPLE_METHODS:
+    np.testing.assert_allclose(T.downsample_by_2(x, method), T.resize(x, (7, 11), method),
+                               atol=1e-6, err_msg=method)
+
+
+def test_random_filter_downsample_rejects_tiny_images():
+  with pytest.raises(ValueError, match="at least 2x2"):
+    T.downsample_random_filter(jax.random.key(0), jnp.zeros((4, 1, 8, 3)))
 
 
 def test_random_crop_is_window_and_center_crop(real_images):

@@ -16,9 +16,9 @@ from sslflax.transforms.colorbins import (
     ab_bins, annealed_mean, compute_in_gamut_bins, default_prior, empirical_prior, nearest_bins,
     rebalance_weights, smooth_distribution, soft_encode, soft_encode_sparse)
 from sslflax.transforms.geometry import (
-    DOWNSAMPLE_METHODS, all_rotations, center_crop, crop_at, downsample_random_filter,
-    quadrant_tiles, random_crop, random_crop_offsets, random_resized_crop, random_tile_grid, resize,
-    rotate90, tile_grid, untile_grid)
+    DOWNSAMPLE_METHODS, all_rotations, center_crop, crop_at, downsample_by_2,
+    downsample_random_filter, quadrant_tiles, random_crop, random_crop_offsets,
+    random_resized_crop, random_tile_grid, resize, rotate90, tile_grid, untile_grid)
 from sslflax.transforms.masks import (
     boundary_band, central_square_mask, fill_masked, random_block_mask)
 from sslflax.transforms.normalize import normalize_per_tile, standardize

@@ -1,0 +1,35 @@
+"""Keep freed host memory in the process, so XLA:CPU does not page in its buffers afresh each step.
+
+XLA:CPU allocates every step's buffers with malloc and frees them after the step. With glibc's
+defaults a large block (more than 32 MiB, or any block allocated by one of XLA's worker
+threads in its own arena) is mapped fresh from the kernel and unmapped again on free, so every
+step pays for page faults over all of its memory; at 224 px that is most of a batch builder's
+time on CPU. Serving all threads from one heap that is never trimmed removes that cost.
+`launch/bench_counting.py --default-malloc` shows the difference.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+
+# mallopt parameters from glibc's <malloc.h>.
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -2, -4, -8
+_SETTINGS = ((_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1),
+             (_M_TOP_PAD, 512 << 20))
+
+
+def keep_freed_memory() -> bool:
+  """Tune glibc malloc to reuse freed memory instead of returning it to the kernel.
+
+  Call it before JAX first touches a device (it creates its worker threads then); later
+  calls still help blocks allocated from the main thread. Returns False, changing nothing,
+  where the C library is not glibc (macOS, musl). The cost: the process keeps its peak
+  host memory until it exits, as with tcmalloc or jemalloc.
+  """
+  try:
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    mallopt = libc.mallopt
+  except (OSError, AttributeError):
+    return False
+  return all(mallopt(option, value) == 1 for option, value in _SETTINGS)
