@@ -2,10 +2,11 @@
 
   python launch/bench_counting.py [--size 224] [--batch 128] [--seconds 3] [--default-malloc]
 
-Counting is the one builder below 10x the seed's collator. This breaks it into its parts
-and puts two references beside them: converting the batch to float32 (what any float
-filter pays at least) and a floor builder (nearest 2x downsample and tiles in uint8, no
-colour), the least work any counting builder can do.
+Counting is the slowest builder at 224 px. This breaks it into its parts and puts three
+references beside them: the cubic filter on every image (what the random-filter downsample
+would cost if every image paid for the widest filter), converting the batch to float32, and
+a floor builder (nearest 2x downsample and tiles in uint8, no colour), the least work any
+counting builder can do. --default-malloc shows what sslflax/hostmem.py saves.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ import numpy as np
 from sslflax.tasks.counting import make_counting_batch
 from sslflax.transforms.color import (apply_color_affine, jitter_affine, jitter_factors,
                                      mean_luma, quantize, to_float)
-from sslflax.transforms.geometry import downsample_random_filter, quadrant_tiles
+from sslflax.transforms.geometry import (downsample_by_2, downsample_random_filter,
+                                        quadrant_tiles)
 
 
 def images_per_second(fn, *args, seconds: float) -> float:
@@ -64,11 +66,13 @@ def main() -> None:
       "colour + tiles (uint8 out)": (
           lambda m, o, x: quadrant_tiles(quantize(apply_color_affine(x, m, o))), matrix, offset),
       "colour parameters": (colour_change, rng),
+      "reference: cubic on every image": (lambda x: downsample_by_2(x, "cubic"),),
       "reference: uint8 -> float32": (to_float,),
       "reference: floor builder": (lambda x: (x[:, ::2, ::2], quadrant_tiles(x)),),
   }
   print(f"device: {jax.devices()[0].device_kind} x{jax.device_count()}, "
-        f"batch {args.batch}, {args.size} px")
+        f"batch {args.batch}, {args.size} px, "
+        f"{'default' if args.default_malloc else 'kept (sslflax.hostmem)'} malloc")
   for name, (fn, *inputs) in parts.items():
     rate = images_per_second(fn, *inputs, images, seconds=args.seconds)
     print(f"{name:<30}{rate:>12,.0f} img/s", flush=True)

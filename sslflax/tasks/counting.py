@@ -23,7 +23,9 @@ def make_counting_batch(rng: jax.Array, images: jax.Array, labels: jax.Array | N
   """inputs = {'down': (B, H/2, W/2, 3), 'tiles': (B, 4, H/2, W/2, 3)}, uint8; targets None.
 
   Random per image: colour jitter and grayscale (same for the image and its
-  tiles, so counts still add up) and the downsampling filter.
+  tiles, so counts still add up) and the downsampling filter (uniform over
+  nearest, linear, cubic and area; each run of 4 images uses all 4, in a random
+  order: see downsample_random_filter).
   """
   del labels
   k_jit, k_gray, k_filter = jax.random.split(rng, 3)
