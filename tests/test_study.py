@@ -141,8 +141,11 @@ def test_paper_variant_report_shows_their_numbers_beside_ours_and_the_layer_curv
 
 
 def run_script(script, *args, env=None):
+  # The scripts call `python`: make it this interpreter, even from a venv that is not activated.
+  path = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
   return subprocess.run(["bash", str(ROOT / "launch" / script), *args], capture_output=True,
-                        text=True, env={**os.environ, "DRY_RUN": "1", **(env or {})}, timeout=120)
+                        text=True, env={**os.environ, "PATH": path, "DRY_RUN": "1", **(env or {})},
+                        timeout=120)
 
 
 def test_launch_scripts_print_their_commands_in_dry_run():
