@@ -1,11 +1,11 @@
 """Keep freed host memory in the process, so XLA:CPU does not page in its buffers afresh each step.
 
 XLA:CPU allocates every step's buffers with malloc and frees them after the step. With glibc's
-defaults a large block (more than 32 MiB, or any block allocated by one of XLA's worker
-threads in its own arena) is mapped fresh from the kernel and unmapped again on free, so every
-step pays for page faults over all of its memory; at 224 px that is most of a batch builder's
-time on CPU. Serving all threads from one heap that is never trimmed removes that cost.
-`launch/bench_counting.py --default-malloc` shows the difference.
+defaults, blocks above the mmap threshold (at most 32 MiB) are mapped fresh from the kernel and
+unmapped again on free, and the arenas of XLA's worker threads give freed memory back too, so
+every step pays for page faults over much of its memory. Serving all threads from one heap that is
+never trimmed removes that cost; `python launch/bench_counting.py [--default-malloc]` shows it
+(at 224 px, converting a batch of 128 to float32 ran at 39,378 img/s kept, 5,760 default).
 """
 
 from __future__ import annotations
