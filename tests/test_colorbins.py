@@ -3,6 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sslflax import transforms as T
+from sslflax.transforms import colorbins
 
 
 def test_313_bins_on_a_grid_of_10_containing_every_srgb_cell():
@@ -25,6 +26,18 @@ def test_soft_encoding_five_nearest_gaussian():
     nearest = np.argsort(d2[i])[:5]
     expect = np.exp(-d2[i, nearest] / (2 * 25.0))
     np.testing.assert_allclose(soft[i, nearest], expect / expect.sum(), rtol=1e-5)
+
+
+def test_k_smallest_equals_top_k_with_ties_and_infinities():
+  """It replaces lax.top_k (which all-gathers a sharded batch): same values, same positions."""
+  rng = np.random.default_rng(0)
+  values = rng.integers(0, 6, (500, 16)).astype(np.float32)  # many ties
+  values[rng.random((500, 16)) < 0.4] = np.inf  # missing candidates, as in the sparse window
+  values[:, :5] = np.minimum(values[:, :5], 9.0)  # k finite entries per row
+  smallest, positions = colorbins.k_smallest(jnp.asarray(values), 5)
+  neg, expect_positions = jax.lax.top_k(-jnp.asarray(values), 5)
+  np.testing.assert_array_equal(np.asarray(positions), np.asarray(expect_positions))
+  np.testing.assert_array_equal(np.asarray(smallest), -np.asarray(neg))
 
 
 def test_rebalance_weights_have_unit_expectation_and_favour_rare_bins():

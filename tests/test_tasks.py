@@ -64,6 +64,24 @@ def test_batch_builder_sharded_over_8_devices_equals_one(name, real_images):
   assert_trees_close(single, sharded, atol=2e-4)
 
 
+COLLECTIVES = ("all-reduce", "all-gather", "all-to-all", "collective-permute", "reduce-scatter")
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_batch_builder_on_a_sharded_batch_needs_no_collectives(name, real_images):
+  """Data parallel: each device builds the batch from its own shard, with no traffic.
+
+  4 images per device: counting's runs of 4 images (one per filter) then fit in a shard.
+  """
+  task = build(name)
+  mesh = Mesh(np.array(jax.devices()), ("data",))
+  data = NamedSharding(mesh, P("data"))
+  compiled = jax.jit(task.make_batch, in_shardings=(NamedSharding(mesh, P()), data, data)).lower(
+      jax.random.key(0), jnp.asarray(real_images[:32]), jnp.arange(32) % 4).compile()
+  hlo = compiled.as_text()
+  assert not [op for op in COLLECTIVES if op in hlo], name
+
+
 @pytest.mark.parametrize("name", TASKS)
 def test_forward_and_loss_are_finite(name, real_images):
   task = build(name)

@@ -42,7 +42,7 @@ def make_colorization_batch(rng: jax.Array, images: jax.Array, bin_weights: jax.
   offset = OUTPUT_STRIDE // 2
   ab = rgb_to_lab(images[:, offset::OUTPUT_STRIDE, offset::OUTPUT_STRIDE])[..., 1:]
   bins, weights = soft_encode_sparse(ab, k, sigma)
-  pixel_weight = bin_weights[bins[..., 0]]  # top_k puts the nearest bin first
+  pixel_weight = bin_weights[bins[..., 0]]  # k_smallest puts the nearest bin first
   targets = {"bins": bins, "weights": weights, "pixel_weight": pixel_weight}
   return rgb_to_lightness(images), targets
 

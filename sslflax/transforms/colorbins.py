@@ -71,11 +71,28 @@ def default_prior() -> np.ndarray:
   return _load_asset("ab_prior_313.npy")
 
 
+def k_smallest(values: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
+  """The k smallest entries along the last axis, ascending, and their positions, each (..., k).
+
+  The same as lax.top_k(-values, k) (ties go to the lower position), found by k argmin
+  passes. On a batch sharded over devices, XLA all-gathered the whole batch onto every
+  device for top_k; these elementwise passes stay on each device's shard. Positions
+  are distinct as long as k entries are finite; an infinite pick can repeat one.
+  """
+  positions = jnp.arange(values.shape[-1])
+  smallest, picks = [], []
+  for _ in range(k):
+    pick = jnp.argmin(values, axis=-1)
+    smallest.append(jnp.take_along_axis(values, pick[..., None], axis=-1)[..., 0])
+    picks.append(pick)
+    values = jnp.where(positions == pick[..., None], jnp.inf, values)
+  return jnp.stack(smallest, axis=-1), jnp.stack(picks, axis=-1)
+
+
 def nearest_bins(ab: jax.Array, bins: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
   """Indices (..., k) and squared distances (..., k) of the k bins nearest each ab value."""
-  d2 = jnp.sum((ab[..., None, :] - bins) ** 2, axis=-1)
-  neg_d2, idx = jax.lax.top_k(-d2, k)
-  return idx, -neg_d2
+  d2, idx = k_smallest(jnp.sum((ab[..., None, :] - bins) ** 2, axis=-1), k)
+  return idx, d2
 
 
 def soft_encode(ab: jax.Array, bins: jax.Array, k: int = 5, sigma: float = 5.0) -> jax.Array:
@@ -126,8 +143,8 @@ def soft_encode_sparse(ab: jax.Array, k: int = 5, sigma: float = 5.0) -> tuple[j
   grid_b = (low + cb * GRID).astype(ab.dtype)
   d2 = ((ab[..., 0, None, None] - grid_a) ** 2 + (ab[..., 1, None, None] - grid_b) ** 2)
   d2 = jnp.where(idx >= 0, d2.reshape(idx.shape), jnp.inf)
-  neg_d2, pick = jax.lax.top_k(-d2, k)
-  weights = jax.nn.softmax(neg_d2 / (2.0 * sigma ** 2), axis=-1)
+  d2, pick = k_smallest(d2, k)
+  weights = jax.nn.softmax(-d2 / (2.0 * sigma ** 2), axis=-1)
   return jnp.take_along_axis(idx, pick, axis=-1), weights
 
 
