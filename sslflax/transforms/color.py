@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 # sRGB (D65) primaries, as in skimage.color and the sRGB standard.
 _XYZ_FROM_RGB = jnp.array(
@@ -119,6 +120,15 @@ def mean_luma(images: jax.Array, stride: int = 4) -> jax.Array:
   return jnp.mean(to_float(sample) @ _LUMA, axis=(1, 2))
 
 
+# The colour change is a per-image combination of three fixed affine maps, rows of
+# (3x3 matrix, offset): luma on every channel (G), saturation (I - G), and a constant offset.
+_LUMA_ROWS = np.broadcast_to(np.asarray(_LUMA), (3, 3))  # row i: channel i <- luma
+_JITTER_BASIS = np.zeros((3, 12), np.float32)
+_JITTER_BASIS[0, :9] = _LUMA_ROWS.ravel()
+_JITTER_BASIS[1, :9] = (np.eye(3) - _LUMA_ROWS).ravel()
+_JITTER_BASIS[2, 9:] = 1.0
+
+
 def jitter_affine(factors: jax.Array, pivot: jax.Array, grayscale: jax.Array | None = None
                   ) -> tuple[jax.Array, jax.Array]:
   """The colour change as one affine map per image: out = clip(M @ rgb + offset).
@@ -126,18 +136,21 @@ def jitter_affine(factors: jax.Array, pivot: jax.Array, grayscale: jax.Array | N
   Brightness (x * b), contrast around the mean gray (m + c (x - m)) and
   saturation around each pixel's gray (g + s (x - g)) are all linear in rgb,
   so together with an optional switch to grayscale they fold into a 3x3
-  matrix and an offset: M = b c (G + s (I - G)) (or b c G for grayscale),
+  matrix and an offset: M = b c G + b c s (I - G) (s = 0 for grayscale),
   offset = (1 - c) b mean, where G maps rgb to its luma on every channel.
+
+  The maps are combined by one small matrix product on purpose: XLA keeps a
+  dot out of elementwise fusions, so M and the offset are computed once per
+  image. Written elementwise, XLA:CPU fused the whole chain from random bits
+  to M into every pixel of the consumers, which made counting's builder
+  about a third slower (python launch/bench_counting.py).
   """
   b, c, s = factors[:, 0], factors[:, 1], factors[:, 2]
-  luma_matrix = jnp.broadcast_to(_LUMA, (3, 3))  # row i: channel i <- luma
-  eye = jnp.eye(3, dtype=jnp.float32)
-  sat = luma_matrix + s[:, None, None] * (eye - luma_matrix)
   if grayscale is not None:
-    sat = jnp.where(grayscale[:, None, None], luma_matrix, sat)
-  matrix = (b * c)[:, None, None] * sat
-  offset = jnp.broadcast_to(((1.0 - c) * b * pivot)[:, None], (factors.shape[0], 3))
-  return matrix, offset
+    s = jnp.where(grayscale, 0.0, s)
+  coefficients = jnp.stack([b * c, b * c * s, (1.0 - c) * b * pivot], axis=1)
+  affine = coefficients @ _JITTER_BASIS  # (B, 12): M row-major, then the offset
+  return affine[:, :9].reshape(-1, 3, 3), affine[:, 9:]
 
 
 def apply_color_affine(images: jax.Array, matrix: jax.Array, offset: jax.Array) -> jax.Array:
