@@ -51,16 +51,20 @@ def test_batch_builder_jit_equals_eager(name, real_images):
   assert_trees_close(eager, jitted, atol=2e-4)
 
 
-@pytest.mark.parametrize("name", TASKS)
-def test_batch_builder_sharded_over_8_devices_equals_one(name, real_images):
+def sharded_over_8_devices(make_batch):
+  """make_batch jitted with the images and labels split over the 8 host devices, the key replicated."""
   assert jax.device_count() == 8, "conftest sets 8 host devices"
-  task = build(name)
-  images, labels = jnp.asarray(real_images[:16]), jnp.arange(16) % 4
   mesh = Mesh(np.array(jax.devices()), ("data",))
   data = NamedSharding(mesh, P("data"))
+  return jax.jit(make_batch, in_shardings=(NamedSharding(mesh, P()), data, data))
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_batch_builder_sharded_over_8_devices_equals_one(name, real_images):
+  task = build(name)
+  images, labels = jnp.asarray(real_images[:16]), jnp.arange(16) % 4
   single = jax.jit(task.make_batch)(jax.random.key(0), images, labels)
-  sharded_fn = jax.jit(task.make_batch, in_shardings=(NamedSharding(mesh, P()), data, data))
-  sharded = sharded_fn(jax.random.key(0), jax.device_put(images, data), jax.device_put(labels, data))
+  sharded = sharded_over_8_devices(task.make_batch)(jax.random.key(0), images, labels)
   assert_trees_close(single, sharded, atol=2e-4)
 
 
@@ -73,12 +77,8 @@ def test_batch_builder_on_a_sharded_batch_needs_no_collectives(name, real_images
 
   4 images per device: counting's runs of 4 images (one per filter) then fit in a shard.
   """
-  task = build(name)
-  mesh = Mesh(np.array(jax.devices()), ("data",))
-  data = NamedSharding(mesh, P("data"))
-  compiled = jax.jit(task.make_batch, in_shardings=(NamedSharding(mesh, P()), data, data)).lower(
-      jax.random.key(0), jnp.asarray(real_images[:32]), jnp.arange(32) % 4).compile()
-  hlo = compiled.as_text()
+  hlo = sharded_over_8_devices(build(name).make_batch).lower(
+      jax.random.key(0), jnp.asarray(real_images[:32]), jnp.arange(32) % 4).compile().as_text()
   assert not [op for op in COLLECTIVES if op in hlo], name
 
 
