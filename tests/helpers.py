@@ -6,6 +6,8 @@ import functools
 
 import numpy as np
 
+COLLECTIVES = ("all-reduce", "all-gather", "all-to-all", "collective-permute", "reduce-scatter")
+
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 
 
@@ -52,3 +54,27 @@ TINY_TASK_OPTIONS = {
     "context": {"decoder_width": 16},
     "colorization": {"decoder_width": 32},
 }
+
+
+def assert_arrays_close(x, y, atol: float) -> None:
+  """Floats within atol; uint8 pixels equal, but for rare one-level flips.
+
+  A float reduction summed in another order (jit vs eager, one device vs eight) can move a
+  value across a rounding boundary before quantisation: one level, in a handful of pixels.
+  """
+  x, y = np.asarray(x), np.asarray(y)
+  if x.dtype != np.uint8:
+    np.testing.assert_allclose(x, y, atol=atol)
+    return
+  diff = np.abs(x.astype(np.int16) - y.astype(np.int16))
+  assert diff.max() <= 1 and (diff > 0).mean() < 1e-4, (diff.max(), (diff > 0).mean())
+
+
+def sharded_over_8_devices(make_batch):
+  """make_batch jitted with the images and labels split over the 8 host devices, the key replicated."""
+  import jax
+  from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+  assert jax.device_count() == 8, "conftest sets 8 host devices"
+  mesh = Mesh(np.array(jax.devices()), ("data",))
+  data = NamedSharding(mesh, P("data"))
+  return jax.jit(make_batch, in_shardings=(NamedSharding(mesh, P()), data, data))
