@@ -56,3 +56,28 @@ def test_dropout_only_in_training():
   np.testing.assert_array_equal(a, b)
   (c, _), _ = model.apply(v, x, train=True, rngs={"dropout": jax.random.key(2)}, mutable=["batch_stats"])
   assert float((c == 0).mean()) > 0.3
+
+
+def test_upconv2x_represents_a_4x4_stride_2_transposed_convolution_exactly():
+  """The decoders' up-convolution (flax ConvTranspose 4x4, stride 2, SAME) mapped onto UpConv2x:
+  UpConv2x output (2i + a, 2j + b) reads inputs i-1..i+1, j-1..j+1 with the 3x3 kernel of parity
+  (a, b); its entries are the transposed convolution's impulse responses."""
+  import flax.linen as nn
+  from sslflax.models import UpConv2x
+  cin, cout = 3, 5
+  transposed = nn.ConvTranspose(cout, (4, 4), strides=(2, 2), use_bias=False)
+  t_params = transposed.init(jax.random.key(0), jnp.zeros((1, 5, 5, cin)))
+  kernel = np.zeros((3, 3, cin, 2, 2, cout), np.float32)
+  for c in range(cin):
+    impulse = np.zeros((1, 5, 5, cin), np.float32)
+    impulse[0, 2, 2, c] = 1.0
+    response = np.asarray(transposed.apply(t_params, jnp.asarray(impulse)))[0]  # (10, 10, cout)
+    for dy in range(3):
+      for dx in range(3):
+        for a in range(2):
+          for b in range(2):
+            kernel[dy, dx, c, a, b] = response[2 * (3 - dy) + a, 2 * (3 - dx) + b]
+  up = UpConv2x(cout)
+  params = {"params": {"conv": {"kernel": jnp.asarray(kernel.reshape(3, 3, cin, 4 * cout))}}}
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 7, 6, cin)).astype(np.float32))
+  np.testing.assert_allclose(up.apply(params, x), transposed.apply(t_params, x), atol=1e-5)

@@ -2,6 +2,7 @@
 
 from sslflax.models.alexnet import (
     TAP_NAMES, AlexNetBN, adaptive_avg_pool, adaptive_max_pool)
+from sslflax.models.layers import UpConv2x, depth_to_space
 
 BACKBONES = {"alexnet_bn": AlexNetBN}
 

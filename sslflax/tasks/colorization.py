@@ -14,6 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from sslflax.models.layers import UpConv2x
 from sslflax.tasks.base import Task, register
 from sslflax.transforms.color import rgb_to_lab, rgb_to_lightness
 from sslflax.transforms.colorbins import (NUM_BINS, default_prior, rebalance_weights,
@@ -57,7 +58,7 @@ def colorization_loss(logits: jax.Array, targets) -> tuple[jax.Array, dict[str, 
 
 
 class ColorizationNet(nn.Module):
-  """Conv trunk on L -> up-convolutions to 1/4 resolution -> 1x1 conv to Q bin logits."""
+  """Conv trunk on L -> up-convolutions (UpConv2x) to 1/4 resolution -> 1x1 conv to Q bin logits."""
 
   backbone: nn.Module
   num_bins: int = NUM_BINS
@@ -72,8 +73,7 @@ class ColorizationNet(nn.Module):
     y = taps["conv5"]
     steps = max(0, math.ceil(math.log2(max(out_hw[0] / y.shape[1], out_hw[1] / y.shape[2]))))
     for i in range(steps):
-      y = nn.ConvTranspose(self.decoder_width, (4, 4), strides=(2, 2), use_bias=False,
-                           name=f"up{i}")(y)
+      y = UpConv2x(self.decoder_width, name=f"up{i}")(y)
       y = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, name=f"up_bn{i}")(y))
     if y.shape[1:3] != out_hw:
       y = jax.image.resize(y, (b,) + out_hw + (y.shape[-1],), "linear")

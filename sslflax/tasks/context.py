@@ -14,6 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from sslflax.models.layers import UpConv2x
 from sslflax.tasks.base import Task, prepare_images, register
 from sslflax.transforms.color import quantize
 from sslflax.transforms.masks import (boundary_band, central_square_mask, fill_masked,
@@ -59,7 +60,8 @@ def context_loss(prediction: jax.Array, targets, overlap_weight: float = 10.0
 
 
 class ContextNet(nn.Module):
-  """Encoder (conv trunk) -> channel-wise fully connected bottleneck -> up-convolutions -> image."""
+  """Encoder (conv trunk) -> channel-wise fully connected bottleneck -> up-convolutions
+  (UpConv2x) -> image."""
 
   backbone: nn.Module
   decoder_width: int = 64
@@ -80,7 +82,7 @@ class ContextNet(nn.Module):
     width = max(self.decoder_width, 8)
     steps = max(0, math.ceil(math.log2(max(h / fh, w / fw))))
     for i in range(steps):
-      y = nn.ConvTranspose(width, (4, 4), strides=(2, 2), use_bias=False, name=f"up{i}")(y)
+      y = UpConv2x(width, name=f"up{i}")(y)
       y = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, name=f"up_bn{i}")(y))
       width = max(width // 2, 8)
     y = jax.image.resize(y, (b, h, w, y.shape[-1]), "linear")
