@@ -4,6 +4,7 @@ classifier trained on the features of one tap (conv3 by default) of a labelled d
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -87,28 +88,38 @@ def train_linear_classifier(x_train: np.ndarray, y_train: np.ndarray, x_test: np
   return float(jnp.mean(predictions == jnp.asarray(y_test)))
 
 
-def linear_eval(backbone, variables, config, mesh, *, print_fn=print) -> dict[str, dict[str, float]]:
-  """{dataset: {tap: top-1 on its test split}} for every config.linear_eval dataset."""
+def linear_eval(backbone, models: dict[str, Any], config, mesh, *, print_fn=print
+                ) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, int]]:
+  """Probe each model of `models` ({name: backbone variables}) on every config.linear_eval
+  dataset: ({name: {dataset: {tap: top-1 on linear_eval.test_split}}}, {dataset: test images}).
+
+  The models share each dataset's images, the probe's settings and its seed, so their
+  numbers compare (random init beside a pretrained backbone).
+  """
   le = config.linear_eval
   taps = resolve_taps(le.taps)
-  results = {}
-  for name in le.datasets:
-    builder = data_lib.get_builder(name, config.pretrain.data_dir)
+  results: dict[str, dict[str, dict[str, float]]] = {name: {} for name in models}
+  test_images = {}
+  for dataset in le.datasets:
+    builder = data_lib.get_builder(dataset, config.pretrain.data_dir)
     classes = data_lib.num_classes(builder)
-    image_size = dict(le.image_size_per_dataset).get(name, le.image_size)
+    image_size = dict(le.image_size_per_dataset).get(dataset, le.image_size)
     common = dict(image_size=image_size, batch_size=le.batch_size, train=False,
                   seed=config.seed, data_dir=config.pretrain.data_dir)
-    train_ds = data_lib.make_dataset(name, le.train_split, subset_size=le.train_subset, **common)
-    test_ds = data_lib.make_dataset(name, le.test_split, **common)
-    x_train, y_train = extract(backbone, variables, train_ds, taps, mesh)
-    x_test, y_test = extract(backbone, variables, test_ds, taps, mesh)
-    results[name] = {}
-    for tap in taps:
-      top1 = train_linear_classifier(
-          x_train[tap], y_train, x_test[tap], y_test, classes, epochs=le.epochs,
-          batch_size=min(le.batch_size, len(y_train)), lr=le.lr, decay_per_epoch=le.decay_per_epoch,
-          weight_decay=le.weight_decay, seed=config.seed)
-      results[name][tap] = top1
-      print_fn(f"[linear eval] {name} {tap} ({x_train[tap].shape[1]} features, "
-               f"{len(y_train)} train / {len(y_test)} test): top-1 {top1:.4f}", flush=True)
-  return results
+    train_ds = data_lib.make_dataset(dataset, le.train_split, subset_size=le.train_subset, **common)
+    test_ds = data_lib.make_dataset(dataset, le.test_split, **common)
+    for name, variables in models.items():
+      x_train, y_train = extract(backbone, variables, train_ds, taps, mesh)
+      x_test, y_test = extract(backbone, variables, test_ds, taps, mesh)
+      test_images[dataset] = len(y_test)
+      results[name][dataset] = {}
+      for tap in taps:
+        top1 = train_linear_classifier(
+            x_train[tap], y_train, x_test[tap], y_test, classes, epochs=le.epochs,
+            batch_size=min(le.batch_size, len(y_train)), lr=le.lr,
+            decay_per_epoch=le.decay_per_epoch, weight_decay=le.weight_decay, seed=config.seed)
+        results[name][dataset][tap] = top1
+        print_fn(f"[linear eval] {name}: {dataset} {tap} ({x_train[tap].shape[1]} features, "
+                 f"{len(y_train)} train / {len(y_test)} {le.test_split}): top-1 {top1:.4f}",
+                 flush=True)
+  return results, test_images
