@@ -54,7 +54,7 @@ def test_host_shares_are_disjoint_and_cover_the_split(subset_size):
                       host_id=host_id, host_count=2, subset_size=subset_size)
     return [x.tobytes() for b in ds.as_numpy_iterator() for x in b["image"]]
   shares = [images(0), images(1)]
-  total = subset_size or 1000
+  total = subset_size or 5000
   assert len(shares[0]) + len(shares[1]) == total
   assert abs(len(shares[0]) - len(shares[1])) <= 1
   # Fashion-MNIST has a few duplicate images; the shares must not overlap beyond those.
@@ -73,21 +73,38 @@ def test_balanced_subset_indices():
 
 
 def test_embedded_sample_has_real_colour_photos_and_labelled_fashion():
-  photos = first(make_dataset(data.SAMPLE_PRETRAIN, "train", image_size=64, batch_size=64,
+  photos = first(make_dataset("sslflax_sample/photos", "train", image_size=64, batch_size=64,
                               train=True, seed=0))
   x = photos["image"].astype(np.float32)
   # Real photos: neighbouring pixels are alike (noise would differ by ~85 levels) and in colour.
   assert np.abs(np.diff(x, axis=2)).mean() < 20
   assert np.abs(x[..., 0] - x[..., 2]).mean() > 5
   assert len(set(photos["label"].tolist())) >= 4
+  whole = data.get_builder("sslflax_sample/photos").as_dataset(split="train")
+  assert min(min(ex["image"].shape[:2]) for ex in whole.as_numpy_iterator()) >= 255  # whole photos
   builder = data.get_builder(data.SAMPLE_DOWNSTREAM)
-  assert builder.info.splits["train"].num_examples == 3000
-  assert builder.info.splits["test"].num_examples == 1000
+  assert {s: builder.info.splits[s].num_examples for s in ("train", "validation", "test")} == {
+      "train": 3000, "validation": 2000, "test": 5000}
   fashion = first(make_dataset(data.SAMPLE_DOWNSTREAM, "test", image_size=32, batch_size=100,
                                train=False))
   assert fashion["image"].shape == (100, 32, 32, 3)
   np.testing.assert_array_equal(fashion["image"][..., 0], fashion["image"][..., 2])  # gray -> RGB
   assert len(set(fashion["label"].tolist())) == 10
+
+
+def test_the_pretraining_pool_is_disjoint_from_every_probe_split():
+  """20,000 real images that no probe split holds: pretraining never sees a probe image."""
+  def images(name, split):
+    return tfds.as_numpy(data.get_builder(name).as_dataset(split=split, batch_size=-1))["image"]
+  pool = images("sslflax_sample/fashion_pool", "train")
+  assert pool.shape == (20000, 28, 28, 1)
+  probe = {x.tobytes() for split in ("train", "validation", "test")
+           for x in images(data.SAMPLE_DOWNSTREAM, split)}
+  assert not any(x.tobytes() in probe for x in pool)
+  assert len({x.tobytes() for x in pool}) > 19_990  # Fashion-MNIST repeats a few of its images
+  # Clothing on a dark background, not noise: most pixels dark, neighbours alike.
+  assert 0.3 < (pool[:500] < 16).mean() < 0.8
+  assert np.abs(np.diff(pool[:500].astype(np.float32), axis=2)).mean() < 30
 
 
 def test_embedded_digits_are_balanced_and_train_test_disjoint():

@@ -3,6 +3,8 @@
   photos/cat/1.jpg, photos/dog/2.png ...   -> labelled (class = subfolder, sorted)
   photos/1.jpg, photos/2.jpg ...           -> unlabelled (for pretraining)
   photos/train/<class>/..., photos/test/<class>/...  -> those splits; otherwise one 'train' split.
+  photos/ameyoko.jpg (one image file)      -> a one-image unlabelled dataset (a single-image
+                                              stream, with config.pretrain.augment)
 
 Built once into the TFDS data dir and reused; the build key covers the file
 list, sizes and times, so a changed folder is rebuilt. Grayscale, palette,
@@ -40,6 +42,8 @@ def _is_image_name(name: str) -> bool:
 
 
 def _listing(root: str) -> list[str]:
+  if os.path.isfile(root):  # a single image file
+    return [root]
   out = []
   for dirpath, dirnames, filenames in os.walk(root):
     dirnames.sort()
@@ -47,9 +51,17 @@ def _listing(root: str) -> list[str]:
   return out
 
 
+def is_image_file(path: str) -> bool:
+  """A path to one image file (by its extension) is a dataset too."""
+  return _is_image_name(path) and os.path.isfile(os.path.expanduser(path))
+
+
 def describe_folder(path: str) -> FolderConfig:
-  """Work out splits, labels and a build key from the folder's layout."""
+  """Work out splits, labels and a build key from the folder's layout (or one image file)."""
   path = os.path.abspath(os.path.expanduser(path))
+  if is_image_file(path):
+    return FolderConfig(name=_config_name(path, [path]), path=path, labelled=False,
+                        description=f"The image {path}.")
   if not os.path.isdir(path):
     raise FileNotFoundError(f"image folder {path} does not exist.")
   subdirs = sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d))
@@ -58,13 +70,18 @@ def describe_folder(path: str) -> FolderConfig:
   class_root = os.path.join(path, splits[0]) if splits else path
   classes = tuple(sorted(d for d in os.listdir(class_root)
                          if os.path.isdir(os.path.join(class_root, d)) and not d.startswith(".")))
-  files = _listing(path)
+  return FolderConfig(name=_config_name(path, _listing(path)), path=path, labelled=bool(classes),
+                      classes=classes,
+                      splits=splits or ("train",), split_dirs=bool(splits),
+                      description=f"Images under {path}.")
+
+
+def _config_name(path: str, files: list[str]) -> str:
+  """The folder's name and a key over its files' names, sizes and times (a change rebuilds)."""
   stamp = "\n".join(f"{f}:{os.path.getsize(f)}:{int(os.path.getmtime(f))}" for f in files)
   key = hashlib.sha1(stamp.encode()).hexdigest()[:10]
   base = re.sub(r"[^a-z0-9_]", "_", os.path.basename(path).lower()) or "folder"
-  return FolderConfig(name=f"{base}_{key}", path=path, labelled=bool(classes), classes=classes,
-                      splits=splits or ("train",), split_dirs=bool(splits),
-                      description=f"Images under {path}.")
+  return f"{base}_{key}"
 
 
 def _load_rgb(data: bytes):
@@ -111,7 +128,7 @@ class SslflaxFolder(tfds.core.GeneratorBasedBuilder):
     counts = dict.fromkeys(("ok", "converted", "unreadable", "too small", "not an image",
                             "outside a class folder"), 0)
     for path in _listing(root):
-      rel = os.path.relpath(path, root)
+      rel = os.path.relpath(path, root) if path != root else os.path.basename(path)
       in_class = os.sep in rel and rel.split(os.sep)[0] in cfg.classes
       if not _is_image_name(path):
         counts["not an image"] += 1

@@ -20,7 +20,8 @@ from sslflax.data import folder, sample_builder  # noqa: F401  (registers sslfla
 tf.config.set_visible_devices([], "GPU")  # TensorFlow must never take GPU memory from JAX
 tfds.disable_progress_bar()
 
-SAMPLE_PRETRAIN = "sslflax_sample/photos"
+SAMPLE_PRETRAIN = "sslflax_sample/fashion_pool"  # the default pretraining pool
+SAMPLE_PHOTOS = "sslflax_sample/photos"  # the colour source (colorization, single images)
 SAMPLE_DOWNSTREAM = "sslflax_sample/fashion"
 _LOCAL_BUILDERS = ("sslflax_sample",)  # built from files on this machine: never a download
 
@@ -34,8 +35,9 @@ def default_data_dir() -> str:
 
 
 def is_folder(name: str) -> bool:
-  """An image folder is named by its path (or 'folder:PATH')."""
-  return name.startswith("folder:") or os.sep in name and os.path.isdir(os.path.expanduser(name))
+  """An image folder (or one image file) is named by its path (or 'folder:PATH')."""
+  return name.startswith("folder:") or os.sep in name and (
+      os.path.isdir(os.path.expanduser(name)) or folder.is_image_file(name))
 
 
 def prepare_instructions(name: str, data_dir: str) -> str:
@@ -149,7 +151,9 @@ def preprocess(image: tf.Tensor, size: int, train: bool, seed: tf.Tensor | None 
   shape = tf.shape(image)
   scale = size / tf.cast(tf.minimum(shape[0], shape[1]), tf.float32)
   new_hw = tf.maximum(size, tf.cast(tf.math.ceil(tf.cast(shape[:2], tf.float32) * scale), tf.int32))
-  image = tf.image.resize(image, new_hw, antialias=True)
+  image = tf.cond(tf.reduce_all(new_hw == shape[:2]),  # already the size: no resampling pass
+                  lambda: tf.cast(image, tf.float32),
+                  lambda: tf.image.resize(image, new_hw, antialias=True))
   if train:
     image = tf.image.stateless_random_crop(image, (size, size, 3), seed)
   else:

@@ -1,29 +1,36 @@
 """The embedded sample: a TFDS dataset built offline from files shipped in the package.
 
-Two configs, mirroring the paper's set-up at toy scale:
-- `sslflax_sample/photos`: colour crops of 6 real photos (scikit-image's bundled
-  images), labelled by source photo: the unlabelled-style pretraining source,
-  with colour for colorization.
-- `sslflax_sample/fashion`: 3000 train / 1000 test Fashion-MNIST images in
-  10 classes: a labelled downstream set for linear evaluation.
+The semi-supervised setting at toy scale: many unlabelled images, few labels.
+- `sslflax_sample/fashion_pool`: 20,000 Fashion-MNIST training images (28x28 gray)
+  that are in none of the probe's splits: the default pretraining pool. Labels are
+  kept only for the supervised topline; pretext tasks never read them.
+- `sslflax_sample/photos`: 6 real colour photos (scikit-image's bundled images,
+  longer side 384 px), labelled by photo: the colour source for colorization, and
+  the source of single-image streams. Augmented pretraining crops them on the device.
+- `sslflax_sample/fashion`: the labelled downstream set for linear probes, class-
+  balanced: train 3000 and validation 2000 (Fashion-MNIST's training set), test
+  5000 (its test set). Choose settings on validation; report test.
 - `sslflax_sample/digits`: OpenCV's 5000 handwritten digits (20x20), 400 train /
   100 test per class: a second downstream set, so a study compares datasets.
-Files come from launch/make_sample.py; the crops are cut deterministically here.
+Files come from launch/make_sample.py.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 import io
+import lzma
 
 import numpy as np
 import tensorflow_datasets as tfds
 
-CROP = 64
-CROPS_PER_PHOTO = {"train": 200, "test": 50}
-TEST_FRACTION = 0.25  # the bottom quarter of each photo is kept for the test crops
 DIGIT = 20  # digits.png: a 50 x 100 grid of 20 px digits, 5 rows per class (0 first)
 DIGIT_TEST_ROWS = 1  # the last row of each class is the test split
+FASHION_CLASSES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt",
+                   "sneaker", "bag", "ankle_boot"]
+SPLITS = {"photos": ("train",), "fashion": ("train", "validation", "test"),
+          "fashion_pool": ("train",), "digits": ("train", "test")}
 
 
 def _sample_files():
@@ -39,64 +46,66 @@ def _photo_names() -> list[str]:
   return [p.name.split("_", 1)[1][:-4] for p in _photo_files()]
 
 
+@functools.lru_cache(maxsize=1)
+def _fashion_arrays() -> dict[str, np.ndarray]:
+  with (_sample_files() / "fashion.npz.xz").open("rb") as f:
+    arrays = np.load(io.BytesIO(lzma.decompress(f.read())))
+    return {key: arrays[key] for key in arrays.files}
+
+
 class SslflaxSample(tfds.core.GeneratorBasedBuilder):
   """Real images shipped with sslflax, so a fresh machine with no network can run everything."""
 
-  VERSION = tfds.core.Version("1.1.0")
+  VERSION = tfds.core.Version("2.0.0")
   RELEASE_NOTES = {"1.0.0": "Photos (6 classes) and a Fashion-MNIST subset (10 classes).",
-                   "1.1.0": "OpenCV's handwritten digits (10 classes)."}
+                   "1.1.0": "OpenCV's handwritten digits (10 classes).",
+                   "2.0.0": "A 20,000-image Fashion-MNIST pool; photos whole, not 64 px crops; "
+                            "Fashion probe splits of 3000/2000/5000 (train/validation/test)."}
   BUILDER_CONFIGS = [
-      tfds.core.BuilderConfig(name="photos", description="64x64 colour crops of 6 photos."),
-      tfds.core.BuilderConfig(name="fashion", description="Fashion-MNIST subset, 28x28 gray."),
+      tfds.core.BuilderConfig(name="fashion_pool",
+                              description="20,000 Fashion-MNIST images for pretraining, 28x28 gray."),
+      tfds.core.BuilderConfig(name="photos", description="6 colour photos, longer side 384 px."),
+      tfds.core.BuilderConfig(name="fashion",
+                              description="Fashion-MNIST probe splits 3000/2000/5000, 28x28 gray."),
       tfds.core.BuilderConfig(name="digits", description="OpenCV handwritten digits, 20x20 gray."),
   ]
 
   def _info(self) -> tfds.core.DatasetInfo:
-    if self.builder_config.name == "photos":
-      image = tfds.features.Image(shape=(CROP, CROP, 3))
+    name = self.builder_config.name
+    if name == "photos":
+      image = tfds.features.Image(shape=(None, None, 3))
       label = tfds.features.ClassLabel(names=_photo_names())
-    elif self.builder_config.name == "digits":
+    elif name == "digits":
       image = tfds.features.Image(shape=(DIGIT, DIGIT, 1))
       label = tfds.features.ClassLabel(names=[str(d) for d in range(10)])
     else:
       image = tfds.features.Image(shape=(28, 28, 1))
-      label = tfds.features.ClassLabel(names=[
-          "t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker",
-          "bag", "ankle_boot"])
+      label = tfds.features.ClassLabel(names=FASHION_CLASSES)
     return self.dataset_info_from_configs(
         features=tfds.features.FeaturesDict({"image": image, "label": label}),
         supervised_keys=("image", "label"))
 
   def _split_generators(self, dl_manager):
     del dl_manager  # everything is local
-    return {split: self._generate_examples(split) for split in ("train", "test")}
+    return {split: self._generate_examples(split) for split in SPLITS[self.builder_config.name]}
 
   def _generate_examples(self, split: str):
-    if self.builder_config.name == "photos":
-      yield from self._photo_crops(split)
-    elif self.builder_config.name == "digits":
+    name = self.builder_config.name
+    if name == "photos":
+      yield from self._photos()
+    elif name == "digits":
       yield from self._digits(split)
     else:
-      with (_sample_files() / "fashion.npz").open("rb") as f:
-        arrays = np.load(io.BytesIO(f.read()))
-        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
-      for i, (image, label) in enumerate(zip(images, labels)):
+      arrays = _fashion_arrays()
+      key = "pool" if name == "fashion_pool" else split
+      for i, (image, label) in enumerate(zip(arrays[f"{key}_images"], arrays[f"{key}_labels"])):
         yield i, {"image": image[..., None], "label": int(label)}
 
-  def _photo_crops(self, split: str):
+  def _photos(self):
     from PIL import Image
-    rng = np.random.default_rng(0 if split == "train" else 1)
     for label, path in enumerate(_photo_files()):
       with path.open("rb") as f:
-        photo = np.asarray(Image.open(f).convert("RGB"))
-      boundary = int(photo.shape[0] * (1 - TEST_FRACTION))
-      region = photo[:boundary] if split == "train" else photo[boundary:]
-      if region.shape[0] < CROP:  # a short photo: its test strip is padded upward
-        region = photo[-CROP:]
-      for k in range(CROPS_PER_PHOTO[split]):
-        y = rng.integers(0, region.shape[0] - CROP + 1)
-        x = rng.integers(0, region.shape[1] - CROP + 1)
-        yield f"{label}_{k}", {"image": region[y:y + CROP, x:x + CROP], "label": label}
+        yield label, {"image": np.asarray(Image.open(f).convert("RGB")), "label": label}
 
   def _digits(self, split: str):
     from PIL import Image
