@@ -1,7 +1,8 @@
 """Shared defaults for every experiment; each configs/<experiment>.py changes only what differs.
 
 Variants (the part after ':' in --config=configs/rotation.py:VARIANT):
-  (none)  the embedded sample on a CPU: AlexNet-BN at 64 px, minutes.
+  (none)  the embedded sample on a CPU, minutes: a half-width AlexNet-BN at 64 px pretrained
+          on the 20,000-image pool, probed at every layer beside random init.
   smoke   seconds: a tiny network and a few steps, to check an install.
   paper   the seed paper's protocol on GPUs: AlexNet-BN at 224 on an ImageNet
           subset (paper = 30K, paper-60k, paper-120k), linear evaluation on
@@ -35,19 +36,34 @@ def get_base_config(experiment: str, variant: str | None) -> ml_collections.Conf
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "alexnet_bn"
-  c.model.widths = (96, 256, 384, 384, 256)
-  c.model.fc_width = 4096
+  c.model.widths = (48, 128, 192, 192, 128)  # half the paper's widths: minutes on a CPU
+  c.model.fc_width = 1024
   c.model.pool_size = 6
   c.model.dropout = 0.5
 
   c.pretrain = ml_collections.ConfigDict()
-  c.pretrain.dataset = "sslflax_sample/photos"
+  c.pretrain.dataset = "sslflax_sample/fashion_pool"  # 20,000 real images, none in a probe split
   c.pretrain.split = "train"
   c.pretrain.subset_size = ml_collections.FieldReference(None, field_type=int)
   c.pretrain.image_size = 64
   c.pretrain.batch_size = 64  # global, over all devices and hosts
-  c.pretrain.steps = 200
+  c.pretrain.steps = 600
   c.pretrain.data_dir = ml_collections.FieldReference(None, field_type=str)
+  # Augmented stream (sslflax.transforms.augment, Asano et al. 2020): the host hands
+  # source_size images and every step draws new image_size views of them on the device.
+  c.pretrain.augment = ml_collections.ConfigDict()
+  c.pretrain.augment.enabled = False
+  c.pretrain.augment.source_size = 64
+  c.pretrain.augment.crop_area = (0.2, 1.0)  # fraction of the source's area (down to 1e-4)
+  c.pretrain.augment.aspect = (3 / 4, 4 / 3)
+  c.pretrain.augment.rotation = 35.0  # degrees
+  c.pretrain.augment.fill = "crop"
+  c.pretrain.augment.flip = 0.5
+  c.pretrain.augment.color_prob = 0.5
+  c.pretrain.augment.brightness = 0.4
+  c.pretrain.augment.contrast = 0.4
+  c.pretrain.augment.saturation = 0.4
+  c.pretrain.augment.hue = 36.0
 
   c.optim = ml_collections.ConfigDict()
   c.optim.name = "adam"
@@ -69,15 +85,16 @@ def get_base_config(experiment: str, variant: str | None) -> ml_collections.Conf
   c.linear_eval.datasets = ("sslflax_sample/fashion",)
   c.linear_eval.train_split = "train"
   c.linear_eval.test_split = "test"
-  c.linear_eval.image_size = 32
+  c.linear_eval.image_size = 64  # as pretraining; at 32 px rotation gained half as much
   c.linear_eval.image_size_per_dataset = ()  # ((dataset, size), ...) where it differs
-  c.linear_eval.taps = ("conv3",)  # ('all',) evaluates conv1..conv5 in one pass
+  c.linear_eval.taps = ("all",)  # conv1..conv5 in one pass; ('conv3',) for the seed's tap
   c.linear_eval.epochs = 30
   c.linear_eval.batch_size = 256
   c.linear_eval.lr = 1e-3
   c.linear_eval.decay_per_epoch = 0.98
   c.linear_eval.weight_decay = 5e-4
   c.linear_eval.train_subset = ml_collections.FieldReference(None, field_type=int)
+  c.linear_eval.compare_random = True  # probe random init beside the result (same data, probe, seed)
 
   if variant == "smoke":
     c.model.widths = (16, 32, 32, 32, 32)
@@ -90,7 +107,10 @@ def get_base_config(experiment: str, variant: str | None) -> ml_collections.Conf
     c.log_every_steps = 2
     c.linear_eval.epochs = 2
     c.linear_eval.train_subset = 200
+    c.linear_eval.image_size = 32
   elif variant in PAPER_SUBSETS:
+    c.model.widths = (96, 256, 384, 384, 256)
+    c.model.fc_width = 4096
     c.pretrain.dataset = "imagenet2012"
     c.pretrain.subset_size = PAPER_SUBSETS[variant]
     c.pretrain.image_size = 224
@@ -103,6 +123,7 @@ def get_base_config(experiment: str, variant: str | None) -> ml_collections.Conf
     c.linear_eval.datasets = ("cifar10", "svhn_cropped", "oxford_flowers102")
     c.linear_eval.image_size = 64  # the seed resized CIFAR/SVHN to 64 and kept Flowers at 224
     c.linear_eval.image_size_per_dataset = (("oxford_flowers102", 224),)
+    c.linear_eval.taps = ("conv3",)  # the seed's protocol
     c.linear_eval.epochs = 50
     c.linear_eval.batch_size = 512
     c.linear_eval.lr = 1e-4

@@ -4,16 +4,18 @@ on every downstream dataset. Run it with
   python -m sslflax.study --config=configs/study.py[:VARIANT] --workdir=DIR
 
 Variants:
-  (none)  the embedded sample on a CPU: 3 class-balanced subsets (300/600/1200 crops) of
-          sslflax_sample/photos, probed on Fashion-MNIST and handwritten digits. A half-width
-          AlexNet-BN keeps all 19 cells (7 experiments, random once) well under an hour.
+  (none)  the embedded sample on a CPU: every experiment pretrained on one image (the
+          astronaut photo, as an augmented stream: Asano et al. 2020) and on its whole default
+          set, probed at every layer on Fashion-MNIST and handwritten digits beside random
+          init (12 cells: supervised needs labels, so it has no single-image cell).
   smoke   seconds per cell, for tests and for checking an install.
   paper   the seed paper on GPUs: ImageNet 30K/60K/120K, 50 epochs each, probed on
           CIFAR-10, SVHN and Oxford Flowers 102, with the paper's numbers beside ours.
 
 Each cell is one experiment run (configs/<experiment>.py with the matching variant),
-changed only by the fields set here: seed, pretrain.subset_size, pretrain.steps (from
-pretrain_epochs), the downstream datasets and taps, then `overrides` on top.
+changed only by the fields set here: seed, pretrain.subset_size (0: the whole set),
+pretrain.steps (from pretrain_epochs when set), the downstream datasets and taps, the
+single-image source and its augmentation, then `overrides` on top.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ import pathlib
 import ml_collections
 
 EXPERIMENTS = ("random", "supervised", "rotation", "counting", "jigsaw", "context", "colorize")
+# The single image of the default study: the astronaut photo (NASA, public domain) of the
+# embedded sample, chosen before any run for its varied content (face, suit, flag, shelves).
+SINGLE_IMAGE = (pathlib.Path(__file__).resolve().parents[1] / "sslflax" / "data" / "sample" /
+                "photos" / "0_astronaut.jpg")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -33,23 +39,29 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.experiment_variant = variant  # the variant of each experiment config
   c.experiments = EXPERIMENTS
   c.seeds = (0,)
-  c.pretrain_epochs = 8.0  # steps = ceil(epochs * size / batch), like the paper's fixed epochs
+  c.pretrain_epochs = 0.0  # > 0: steps = ceil(epochs * size / batch); 0: each config's steps
   c.downstream = ("sslflax_sample/fashion", "sslflax_sample/digits")
-  c.taps = ("conv3",)  # ('all',) adds the per-layer probe curve conv1..conv5
+  c.taps = ("all",)  # conv1..conv5; ('conv3',) for the seed paper's single tap
+  c.single_image = ""  # an image file: the source of the size-1 cells
+  c.single_image_augment = ml_collections.ConfigDict()  # its config.pretrain.augment fields
+  c.labelled_experiments = ("supervised",)  # need labels: no single-image cell
   c.show_paper = False  # print the seed paper's published numbers beside ours
   c.workers = 1  # >1 runs cells in that many parallel processes
   c.gpus_per_worker = 0  # >0: each worker process sees only its own GPUs
   c.overrides = ml_collections.ConfigDict()  # merged into every cell's experiment config
 
   if variant == "default":
-    c.subset_sizes = (300, 600, 1200)
-    c.overrides.model = dict(widths=(48, 128, 192, 192, 128), fc_width=1024)
-    c.overrides.linear_eval = dict(epochs=20)
+    c.subset_sizes = (1, 0)  # one image, and each experiment's whole default set
+    c.single_image = str(SINGLE_IMAGE)
+    c.single_image_augment = dict(enabled=True, source_size=384, crop_area=(1e-3, 1.0))
+    c.overrides.pretrain = dict(steps=300)  # half the single runs' steps: 12 cells in ~40 min
   elif variant == "smoke":
     c.subset_sizes = (32, 64)
     c.experiments = ("random", "supervised", "rotation")
     c.pretrain_epochs = 2.0
+    c.taps = ("conv3",)
   elif variant == "paper":
+    c.taps = ("conv3",)  # the seed's protocol; ('all',) adds the per-layer probes
     c.subset_sizes = (30_000, 60_000, 120_000)
     c.pretrain_epochs = 50.0
     c.downstream = ("cifar10", "svhn_cropped", "oxford_flowers102")

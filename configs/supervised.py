@@ -5,5 +5,6 @@ from configs.common import get_base_config
 
 def get_config(arg: str | None = None):
   config = get_base_config("supervised", arg)
-  config.task.options.num_classes = 1000 if config.variant.startswith("paper") else 6
+  # The pretraining set's classes: ImageNet's 1000, the default pool's 10 Fashion-MNIST classes.
+  config.task.options.num_classes = 1000 if config.variant.startswith("paper") else 10
   return config

@@ -47,8 +47,8 @@ def main() -> None:
   parser.add_argument("--jpegs", type=int, default=512)
   args = parser.parse_args()
   common = dict(image_size=args.size, batch_size=args.batch, train=True, seed=0)
-  sample = data.make_dataset(data.SAMPLE_PRETRAIN, "train", **common)
-  print(f"embedded sample ({data.SAMPLE_PRETRAIN}) at {args.size} px: "
+  sample = data.make_dataset(data.SAMPLE_PHOTOS, "train", **common)
+  print(f"embedded sample ({data.SAMPLE_PHOTOS}) at {args.size} px: "
         f"{rate(sample, args.batches, args.batch):,.0f} images/s")
   with tempfile.TemporaryDirectory() as tmp:
     make_jpeg_folder(os.path.join(tmp, "jpegs"), args.jpegs)

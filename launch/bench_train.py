@@ -53,7 +53,7 @@ def main() -> None:
         f"{args.steps} timed steps")
   print(f"{'task':<14}{'size':>6}{'real img/s':>12}{'synthetic img/s':>17}{'overhead':>10}")
   for size in map(int, args.sizes.split(",")):
-    ds = data.make_dataset(data.SAMPLE_PRETRAIN, "train", image_size=size, batch_size=args.batch,
+    ds = data.make_dataset(data.SAMPLE_PHOTOS, "train", image_size=size, batch_size=args.batch,
                            train=True, seed=0)
     for name in args.tasks.split(","):
       options = {"num_classes": 6} if name == "supervised" else {}

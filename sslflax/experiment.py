@@ -1,4 +1,5 @@
-"""One experiment: pretrain (unless random init) -> Orbax checkpoint -> linear evaluation -> results.json."""
+"""One experiment: pretrain (unless random init) -> Orbax checkpoint -> linear probes, beside
+random init on the same data and probe -> results.json."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from sslflax.evaluate import stats
 from sslflax.evaluate.linear import linear_eval
 from sslflax.train import checkpoint as ckpt_lib
 from sslflax.train.loop import (backbone_from_config, check_config, data_mesh, init_state, pretrain,
@@ -43,12 +45,13 @@ def random_backbone(config) -> dict[str, Any]:
   return backbone.init(jax.random.key(config.seed), jnp.zeros((1, size, size, 3), jnp.uint8))
 
 
-def format_table(results: dict[str, Any]) -> str:
-  rows = [f"{'dataset':<28}{'tap':<8}{'top-1':>8}"]
-  for dataset, taps in results["linear_eval"].items():
-    for tap, top1 in taps.items():
-      rows.append(f"{dataset:<28}{tap:<8}{top1:>8.4f}")
-  return "\n".join(rows)
+def format_tables(results: dict[str, Any]) -> str:
+  """The console's result: per dataset, every probed tap beside random init, with SEs."""
+  split = results["config"]["linear_eval"]["test_split"]
+  return "\n\n".join(
+      stats.format_comparison(results["experiment"], dataset, split, results["test_images"][dataset],
+                              rows)
+      for dataset, rows in results["comparison"].items())
 
 
 def run(config, workdir: str, *, print_fn=print) -> dict[str, Any]:
@@ -65,15 +68,25 @@ def run(config, workdir: str, *, print_fn=print) -> dict[str, Any]:
     out = pretrain(config, workdir, print_fn=print_fn)
     variables = backbone_variables_from_state(out.pop("state"))
     pretext = out
+  models = {config.experiment: variables}
+  if config.task.name != RANDOM_INIT and config.linear_eval.compare_random:
+    models[RANDOM_INIT] = random_backbone(config)  # the same data, probe and seed
   backbone = backbone_from_config(config).clone(num_fc=0)
-  accuracy = linear_eval(backbone, variables, config, mesh, print_fn=print_fn)
+  accuracy, test_images = linear_eval(backbone, models, config, mesh, print_fn=print_fn)
+  baseline = accuracy.get(RANDOM_INIT) if config.task.name != RANDOM_INIT else None
+  mine = accuracy[config.experiment]
   results = {
       "experiment": config.experiment,
       "variant": config.variant,
       "task": config.task.name,
       "config": json.loads(config.to_json_best_effort()),
       "pretext": {k: v for k, v in pretext.items() if k != "state"},
-      "linear_eval": accuracy,
+      "linear_eval": mine,
+      "random_init": baseline,
+      "test_images": test_images,
+      "comparison": {dataset: stats.comparison(top1, baseline and baseline[dataset],
+                                               test_images[dataset])
+                     for dataset, top1 in mine.items()},
       "wall_time_s": time.time() - start,
       "devices": f"{jax.device_count()} x {jax.devices()[0].device_kind}",
       "processes": jax.process_count(),
@@ -81,7 +94,7 @@ def run(config, workdir: str, *, print_fn=print) -> dict[str, Any]:
   if jax.process_index() == 0:
     with open(os.path.join(workdir, "results.json"), "w") as f:
       json.dump(results, f, indent=2)
-    print_fn(format_table(results))
+    print_fn(format_tables(results))
     print_fn(f"results: {os.path.join(workdir, 'results.json')}  "
              f"({results['wall_time_s']:.0f} s)")
   return results

@@ -1,6 +1,10 @@
 """The study's report: results.csv, Markdown tables like the seed paper's, and PNG figures.
 
 Pure functions turn rows into tables; `write_report` puts them in the study's workdir.
+Every probe result stands beside random init's on the same downstream set, tap and seeds,
+with its binomial standard error over the test images (sslflax.evaluate.stats); a mark
+shows a difference beyond 2 standard errors of the difference. With several seeds, a
+result is the mean over seeds and its SE is over all their test predictions.
 Sensitivity follows the seed paper (its Figure 4): for each downstream dataset the standard
 deviation (numpy's, ddof=0) of accuracy across the pretraining-set sizes, averaged over the
 datasets; with several seeds it is computed per seed and reported as mean +- sample std.
@@ -14,8 +18,11 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from sslflax.evaluate import stats
+
 CSV_FIELDS = ("experiment", "task", "pretrain_size", "downstream", "tap", "seed", "top1",
-              "pretrain_steps", "pretext_loss", "wall_time_s")
+              "test_images", "pretrain_steps", "pretext_loss", "wall_time_s")
+RANDOM_INIT = "random"
 
 # The seed paper's published numbers (REFERENCES.md), keyed by our experiment and dataset names:
 # accuracy averaged over ImageNet 30K/60K/120K, and sensitivity across those sizes.
@@ -34,14 +41,20 @@ TAP_ORDER = ("conv1", "conv2", "conv3", "conv4", "conv5")
 
 
 def rows_from_results(cell, results: dict[str, Any]) -> list[dict[str, Any]]:
-  """One row per (downstream dataset, tap) of a finished cell."""
+  """One row per (downstream dataset, tap) of a finished cell.
+
+  pretrain_size is the number of source images the cell pretrained on (its subset, the
+  whole split, or 1 image); None for random init.
+  """
   pretext = results.get("pretext", {})
+  size = None if cell.size is None else pretext.get("source_images") or cell.size
   rows = []
   for downstream, taps in results["linear_eval"].items():
     for tap, top1 in taps.items():
       rows.append({
-          "experiment": cell.experiment, "task": results["task"], "pretrain_size": cell.size,
+          "experiment": cell.experiment, "task": results["task"], "pretrain_size": size,
           "downstream": downstream, "tap": tap, "seed": cell.seed, "top1": top1,
+          "test_images": results["test_images"][downstream],
           "pretrain_steps": pretext.get("steps", 0),
           "pretext_loss": pretext.get("final_metrics", {}).get("loss"),
           "wall_time_s": round(results["wall_time_s"], 1)})
@@ -177,13 +190,89 @@ def sensitivity_table(rows, tap: str, experiments: list[str], show_paper: bool) 
   return _markdown(header, body)
 
 
-def layer_table(rows, experiments: list[str]) -> str | None:
-  """Probe accuracy per tap (mean over datasets, sizes, seeds); None with a single tap."""
-  taps = _ordered((r["tap"] for r in rows), TAP_ORDER)
-  if len(taps) < 2:
+def probe_result(rows, experiment: str, size: int | None, dataset: str, tap: str
+                 ) -> tuple[float, int] | None:
+  """(top-1 mean over seeds, test images over all seeds) of one cell kind; None if not run."""
+  mine = [r for r in rows if (r["experiment"], r["pretrain_size"], r["downstream"], r["tap"]) ==
+          (experiment, size, dataset, tap)]
+  if not mine:
     return None
-  body = [[e] + [_fmt_value(mean_top1(rows, e, tap)) for tap in taps] for e in experiments]
-  return _markdown(["experiment"] + taps, body)
+  return float(np.mean([r["top1"] for r in mine])), int(sum(r["test_images"] for r in mine))
+
+
+def compared(result: tuple[float, int] | None, baseline: tuple[float, int] | None
+             ) -> tuple[float, float, float | None] | None:
+  """(top-1, its SE, the difference from the baseline in SEs of the difference, or None)."""
+  if result is None:
+    return None
+  top1, n = result
+  z = None if baseline is None else stats.difference_in_se(top1, baseline[0], n, baseline[1])
+  return top1, stats.binomial_se(top1, n), z
+
+
+def probe_rows(rows, experiments: list[str]) -> list[tuple[str, int | None]]:
+  """(experiment, pretraining images) of every cell kind: random init first, sizes ascending."""
+  kinds = sorted({(r["experiment"], r["pretrain_size"]) for r in rows},
+                 key=lambda k: (k[0] != RANDOM_INIT, experiments.index(k[0])
+                                if k[0] in experiments else len(experiments), k[1] or 0))
+  return kinds
+
+
+def _images(count: int) -> str:
+  return f"{count:,} pretraining {'image' if count == 1 else 'images'}"
+
+
+def _fmt_compared(value) -> str:
+  if value is None:
+    return "—"
+  top1, se, z = value
+  mark = stats.MARK if z is not None and abs(z) > stats.MARK_SE else ""
+  return f"{top1:.3f} ± {se:.3f}{mark}"
+
+
+def probe_table(rows, dataset: str, experiments: list[str]) -> str:
+  """Top-1 ± SE per tap on one dataset for every cell kind, marked where it differs from
+  random init by more than stats.MARK_SE standard errors of the difference."""
+  taps = _ordered((r["tap"] for r in rows if r["downstream"] == dataset), TAP_ORDER)
+  body = []
+  for experiment, size in probe_rows(rows, experiments):
+    cells = []
+    for tap in taps:
+      baseline = None if experiment == RANDOM_INIT else probe_result(rows, RANDOM_INIT, None,
+                                                                       dataset, tap)
+      cells.append(_fmt_compared(compared(probe_result(rows, experiment, size, dataset, tap),
+                                          baseline)))
+    body.append([experiment, "—" if size is None else f"{size:,}"] + cells)
+  return _markdown(["experiment", "pretraining images"] + taps, body)
+
+
+def beats_random(rows, experiments: list[str], datasets: list[str]) -> list[str]:
+  """One line per cell kind: the (dataset, tap) pairs where it is above or below random init
+  by more than stats.MARK_SE standard errors of the difference."""
+  lines = []
+  for experiment, size in probe_rows(rows, experiments):
+    if experiment == RANDOM_INIT:
+      continue
+    above, below = [], []
+    for dataset in datasets:
+      for tap in _ordered((r["tap"] for r in rows if r["downstream"] == dataset), TAP_ORDER):
+        value = compared(probe_result(rows, experiment, size, dataset, tap),
+                         probe_result(rows, RANDOM_INIT, None, dataset, tap))
+        if value is None or value[2] is None or abs(value[2]) <= stats.MARK_SE:
+          continue
+        (above if value[2] > 0 else below).append(f"{dataset.split('/')[-1]} {tap} "
+                                                   f"({value[2]:+.1f} SE)")
+    where = f"above random init at {', '.join(above)}" if above else "above random init nowhere"
+    if below:
+      where += f"; below it at {', '.join(below)}"
+    lines.append(f"- **{experiment}** ({_images(size)}): {where}.")
+  return lines
+
+
+def _test_images(rows, experiment: str, dataset: str, tap: str) -> int:
+  """Test images behind one (experiment, dataset, tap) result of one cell (0 if none)."""
+  return next((r["test_images"] for r in rows if (r["experiment"], r["downstream"], r["tap"]) ==
+               (experiment, dataset, tap)), 0)
 
 
 def write_csv(rows, path: str) -> None:
@@ -215,14 +304,18 @@ def write_figures(rows, tap: str, experiments: list[str], datasets: list[str],
   width = 0.8 / max(len(present), 1)
   fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(datasets) + 3), 4))
   for i, e in enumerate(present):
-    stats = [means[e].get(d, (np.nan, 0.0, 1)) for d in datasets]
-    ax.bar(np.arange(len(datasets)) + i * width, [s[0] for s in stats], width,
-           yerr=[s[1] for s in stats], label=e)
+    stats_ = [means[e].get(d, (np.nan, 0.0, 1)) for d in datasets]
+    tests = [_test_images(rows, e, d, tap) for d in datasets]
+    # Error bars: the binomial SE over one test set (the mean over sizes counted as one
+    # measurement), or the std over seeds where that is larger.
+    errors = [max(stats.binomial_se(m, n) if n else 0.0, sd) for (m, sd, _), n in zip(stats_, tests)]
+    ax.bar(np.arange(len(datasets)) + i * width, [m for m, _, _ in stats_], width, yerr=errors,
+           capsize=2, label=e)
   ax.set_xticks(np.arange(len(datasets)) + width * (len(present) - 1) / 2, datasets)
   values = [means[e][d][0] for e in present for d in datasets if d in means[e]]
   ax.set_ylim(min(values) - 0.03, max(values) + 0.02)  # differences of a point must show
-  ax.set_ylabel(f"linear probe top-1 ({tap})")
-  ax.set_title("Accuracy per downstream dataset")
+  ax.set_ylabel(f"linear probe top-1 ({tap}) ± SE")
+  ax.set_title("Accuracy per downstream dataset (mean over pretraining sizes)")
   ax.legend(fontsize=8, ncol=1, loc="center left", bbox_to_anchor=(1.0, 0.5))
   save(fig, "accuracy_per_dataset.png")
 
@@ -260,15 +353,35 @@ def write_figures(rows, tap: str, experiments: list[str], datasets: list[str],
     ax.legend(fontsize=8, ncol=2)
     save(fig, "accuracy_vs_size.png")
 
-  taps = _ordered((r["tap"] for r in rows), TAP_ORDER)
-  if len(taps) > 1:
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for e in present:
-      ax.plot(taps, [mean_top1(rows, e, t) for t in taps], marker="o", label=e)
-    ax.set_ylabel("mean top-1 over datasets and sizes")
-    ax.set_title("Linear probe per layer")
-    ax.legend(fontsize=8, ncol=2)
-    save(fig, "probe_layers.png")
+  for dataset in datasets:
+    taps = _ordered((r["tap"] for r in rows if r["downstream"] == dataset), TAP_ORDER)
+    pretrained = [e for e in present if e != RANDOM_INIT]
+    if len(taps) < 2 or not pretrained:
+      continue
+    columns = min(3, len(pretrained))
+    panel_rows = -(-len(pretrained) // columns)
+    fig, axes = plt.subplots(panel_rows, columns, figsize=(3.6 * columns, 2.8 * panel_rows),
+                             sharex=True, sharey=True, squeeze=False)
+    def curve(ax, experiment, size, **style):
+      values = [compared(probe_result(rows, experiment, size, dataset, t), None) for t in taps]
+      ax.errorbar(np.arange(len(taps)), [v[0] if v else np.nan for v in values],
+                  [v[1] if v else 0 for v in values], marker="o", markersize=3, capsize=2, **style)
+    for ax, experiment in zip(axes.ravel(), pretrained):
+      curve(ax, RANDOM_INIT, None, color="black", linestyle="--", label="random init")
+      sizes = sorted({size for e, size in probe_rows(rows, experiments) if e == experiment})
+      for size in sizes:
+        curve(ax, experiment, size, linestyle=":" if size == 1 else "-",
+              label=f"{size:,} {'image' if size == 1 else 'images'}")
+      ax.set_title(experiment, fontsize=9)
+      ax.legend(fontsize=7)
+    for ax in axes.ravel()[len(pretrained):]:
+      ax.axis("off")
+    for ax in axes[-1]:
+      ax.set_xticks(np.arange(len(taps)), taps, fontsize=8)
+    for ax in axes[:, 0]:
+      ax.set_ylabel("top-1 ± SE", fontsize=8)
+    fig.suptitle(f"Linear probe per layer on {dataset}", fontsize=10)
+    save(fig, f"probe_layers_{dataset.replace('/', '_')}.png")
   return paths
 
 
@@ -288,20 +401,33 @@ def write_report(study, workdir: str, cells_and_results, *,
   experiments = _ordered({r["experiment"] for r in rows}, study.experiments)
   tap = main_tap(rows)
   datasets = _ordered((r["downstream"] for r in rows), study.downstream)
-  sections = [f"# Study `{study.variant}`: linear probe top-1 at {tap}",
-              f"Mean over pretraining-set sizes {tuple(study.subset_sizes)} and seeds "
-              f"{tuple(study.seeds)} (± std over seeds when several).",
-              accuracy_table(rows, tap, experiments, datasets)]
+  sizes = ", ".join("whole set" if size == 0 else str(size) for size in study.subset_sizes)
+  sections = [f"# Study `{study.variant}`",
+              f"Linear probes of frozen backbones on {', '.join(datasets)}; pretraining sizes "
+              f"({sizes}) and seeds {tuple(study.seeds)}. Each result is top-1 ± its binomial "
+              f"standard error over the test images; {stats.MARK} marks a difference from random "
+              f"init (the same data, probe and seeds) of more than {stats.MARK_SE:g} standard "
+              f"errors of the difference."]
+  for dataset in datasets:
+    n = _test_images(rows, RANDOM_INIT, dataset, tap) or _test_images(rows, experiments[0],
+                                                                       dataset, tap)
+    sections += [f"## Probes per layer on {dataset} ({n:,} test images per seed)",
+                 probe_table(rows, dataset, experiments)]
+  if RANDOM_INIT in experiments:
+    sections += ["## Where pretraining beats random init (beyond "
+                 f"{stats.MARK_SE:g} SE of the difference)",
+                 "\n".join(beats_random(rows, experiments, datasets))]
+  sections += [f"## Accuracy at {tap} per downstream dataset (the seed paper's Figure 5: mean "
+               f"over pretraining sizes and seeds, ± std over seeds when several)",
+               accuracy_table(rows, tap, experiments, datasets)]
   paper = paper_table(datasets, experiments) if study.show_paper else None
   if paper:
     sections += ["The seed paper's published numbers (Macar & Liu; theirs, not ours):", paper]
-  sections += ["## Accuracy per pretraining-set size (mean over downstream datasets)",
+  sections += [f"## Accuracy at {tap} per pretraining-set size (mean over downstream datasets)",
                size_table(rows, tap, experiments),
-               "## Sensitivity to pretraining-set size (std across sizes, mean over datasets)",
+               f"## Sensitivity to pretraining-set size at {tap} (std across sizes, mean over "
+               f"datasets)",
                sensitivity_table(rows, tap, experiments, study.show_paper)]
-  layers = layer_table(rows, experiments)
-  if layers:
-    sections += ["## Linear probe per layer (mean over datasets, sizes, seeds)", layers]
   if missing:
     sections += [f"Not finished yet ({len(missing)} cells): {', '.join(missing)}."]
   os.makedirs(os.path.join(workdir, "figures"), exist_ok=True)

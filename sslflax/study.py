@@ -7,7 +7,12 @@
 
 Every cell is an ordinary experiment run (sslflax.experiment.run) in DIR/cells/<cell>/, so an
 interrupted study resumes: finished cells are reused, an unfinished one resumes from its
-checkpoint. Random init has no pretraining data, so it is one cell per seed, not per size.
+checkpoint. Random init has no pretraining data, so it is one cell per seed, not per size;
+it is the baseline every other cell is compared with (same data, probe and seed).
+
+Sizes: a class-balanced subset of that many images of the experiment's pretraining set; 0 is
+the whole set; 1 is one image: study.single_image (an image file) when set, streamed through
+the augmentation study.single_image_augment (Asano et al. 2020).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any, Callable
 import ml_collections
 
 RANDOM_INIT = "random"
+WHOLE_SET = 0  # a size of 0: the experiment's whole pretraining split
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +42,8 @@ class Cell:
 
   @property
   def name(self) -> str:
-    return f"{self.experiment}-{self.size if self.size else 'nodata'}-seed{self.seed}"
+    data = {None: "nodata", WHOLE_SET: "all"}.get(self.size, self.size)
+    return f"{self.experiment}-{data}-seed{self.seed}"
 
 
 def grid(study: ml_collections.ConfigDict) -> list[Cell]:
@@ -45,6 +52,8 @@ def grid(study: ml_collections.ConfigDict) -> list[Cell]:
   for seed in study.seeds:
     for experiment in study.experiments:
       sizes = [None] if experiment == RANDOM_INIT else list(study.subset_sizes)
+      if study.single_image and experiment in study.labelled_experiments:
+        sizes = [size for size in sizes if size != 1]  # an image file has no labels
       cells.extend(Cell(experiment, size, seed) for size in sizes)
   return cells
 
@@ -76,10 +85,19 @@ def cell_config(study: ml_collections.ConfigDict, cell: Cell) -> ml_collections.
   config.seed = cell.seed
   config.linear_eval.datasets = tuple(study.downstream)
   config.linear_eval.taps = tuple(study.taps)
-  if cell.size is not None:
-    config.pretrain.subset_size = cell.size
-    if study.pretrain_epochs:
-      config.pretrain.steps = pretrain_steps(study, cell.size, config.pretrain.batch_size)
+  config.linear_eval.compare_random = False  # the study's random cell is the baseline
+  if cell.size is None:
+    return config
+  config.pretrain.subset_size = cell.size or None
+  if cell.size == 1 and study.single_image:
+    config.pretrain.dataset = study.single_image
+    config.pretrain.subset_size = None
+    config.pretrain.augment.update(study.single_image_augment)
+  if study.pretrain_epochs:
+    if cell.size == WHOLE_SET:
+      raise ValueError("study.pretrain_epochs needs sizes > 0 (steps = epochs x size / batch); "
+                       "set pretrain_epochs = 0 to keep each experiment's own steps.")
+    config.pretrain.steps = pretrain_steps(study, cell.size, config.pretrain.batch_size)
   return config
 
 

@@ -6,6 +6,7 @@ import pathlib
 import jax
 import numpy as np
 import pytest
+from PIL import Image
 
 from sslflax import data as data_lib
 from sslflax import experiment, study
@@ -29,10 +30,53 @@ def test_smoke_experiment_end_to_end_on_the_embedded_sample(name, tmp_path):
   assert 0.0 <= top1 <= 1.0 and top1 == results["linear_eval"]["sslflax_sample/fashion"]["conv3"]
   assert top1 > 0.2  # 10 classes: even random conv features beat chance (0.1) clearly
   assert on_disk["experiment"] == config.experiment
+  # Every result stands beside random init on the same data and probe, with its SE.
+  n = on_disk["test_images"]["sslflax_sample/fashion"]
+  assert n == 5000
+  row = on_disk["comparison"]["sslflax_sample/fashion"]["conv3"]
+  assert row["se"] == pytest.approx(np.sqrt(top1 * (1 - top1) / n))
+  if name == "random":
+    assert on_disk["random_init"] is None and "random_top1" not in row
+  else:
+    assert row["random_top1"] == on_disk["random_init"]["sslflax_sample/fashion"]["conv3"]
+    assert row["difference"] == pytest.approx(top1 - row["random_top1"])
+    assert row["marked"] == (abs(row["difference_in_se"]) > 2)
   if name != "random":
     assert on_disk["pretext"]["steps"] == config.pretrain.steps
     assert np.isfinite(on_disk["pretext"]["final_metrics"]["loss"])
     assert (tmp_path / "metrics.jsonl").exists() and (tmp_path / "checkpoints").exists()
+
+
+def test_a_single_image_file_is_an_unbounded_augmented_stream(tmp_path):
+  """pretrain.dataset = one image file: every batch holds copies of it; the augmentation makes
+  each view new (tests/test_augment.py checks the views are all distinct)."""
+  from skimage import data as skdata
+  path = tmp_path / "one.png"
+  Image.fromarray(skdata.chelsea()).save(path)
+  config = load_config("rotation")
+  config.pretrain.dataset = str(path)
+  config.pretrain.augment.enabled = True
+  config.pretrain.augment.source_size = 96
+  config.pretrain.augment.crop_area = (1e-3, 1.0)
+  batches = data_lib.make_dataset(str(path), "train", image_size=96, batch_size=16, train=True,
+                                  need_labels=False).take(2).as_numpy_iterator()
+  sources = np.concatenate([b["image"] for b in batches])
+  assert sources.shape == (32, 96, 96, 3)
+  lines = []
+  results = experiment.run(config, str(tmp_path / "run"), print_fn=lambda line, **_: lines.append(line))
+  assert results["pretext"]["source_images"] == 1
+  assert np.isfinite(results["pretext"]["final_metrics"]["loss"])
+  assert any("rotation" in line and "random init" in line for line in lines)  # the result table
+
+
+def test_pretraining_a_one_image_subset(tmp_path):
+  config = load_config("rotation")
+  config.pretrain.dataset = "sslflax_sample/photos"
+  config.pretrain.subset_size = 1
+  config.pretrain.augment.enabled = True
+  config.pretrain.augment.source_size = 128
+  out = pretrain(config, str(tmp_path), print_fn=lambda *a, **k: None)
+  assert out["source_images"] == 1 and np.isfinite(out["final_metrics"]["loss"])
 
 
 def test_eval_only_reads_the_checkpoint_and_all_taps(tmp_path, monkeypatch):

@@ -23,10 +23,10 @@ def load_study(variant: str = "smoke"):
   return study.load_config(str(ROOT / "configs"), "study", variant)
 
 
-def row(experiment, size, downstream, seed, top1, tap="conv3"):
+def row(experiment, size, downstream, seed, top1, tap="conv3", test_images=1000):
   return {"experiment": experiment, "task": experiment, "pretrain_size": size,
-          "downstream": downstream, "tap": tap, "seed": seed, "top1": top1, "pretrain_steps": 1,
-          "pretext_loss": 1.0, "wall_time_s": 1.0}
+          "downstream": downstream, "tap": tap, "seed": seed, "top1": top1,
+          "test_images": test_images, "pretrain_steps": 1, "pretext_loss": 1.0, "wall_time_s": 1.0}
 
 
 def test_sensitivity_matches_a_hand_computed_example():
@@ -46,17 +46,46 @@ def test_sensitivity_matches_a_hand_computed_example():
   assert "random" not in report.sensitivity(rows, "conv3")  # one size: no sensitivity
 
 
-def test_grid_runs_random_init_once_per_seed():
+def test_probe_table_marks_differences_beyond_two_standard_errors():
+  """Hand-computed: on 5000 test images, random's 0.800 has SE sqrt(.8 * .2 / 5000) = 0.00566."""
+  rows = [row("random", None, "d", 0, 0.80, test_images=5000),
+          row("rotation", 20000, "d", 0, 0.83, test_images=5000),   # +0.03: 3.87 SE, marked
+          row("rotation", 1, "d", 0, 0.81, test_images=5000),       # +0.01: 1.28 SE, not marked
+          row("jigsaw", 20000, "d", 0, 0.77, test_images=5000)]     # -0.03: -3.72 SE, marked
+  table = report.probe_table(rows, "d", ["random", "rotation", "jigsaw"])
+  lines = table.splitlines()
+  assert lines[2] == "| random | — | 0.800 ± 0.006 |"
+  assert lines[3] == "| rotation | 1 | 0.810 ± 0.006 |"
+  assert lines[4] == "| rotation | 20,000 | 0.830 ± 0.005* |"
+  assert lines[5] == "| jigsaw | 20,000 | 0.770 ± 0.006* |"
+  summary = report.beats_random(rows, ["random", "rotation", "jigsaw"], ["d"])
+  assert summary == ["- **rotation** (1 pretraining image): above random init nowhere.",
+                     "- **rotation** (20,000 pretraining images): above random init at d conv3 (+3.9 SE).",
+                     "- **jigsaw** (20,000 pretraining images): above random init nowhere; below it at "
+                     "d conv3 (-3.7 SE)."]
+  se = np.hypot(np.sqrt(.83 * .17 / 5000), np.sqrt(.8 * .2 / 5000))
+  assert report.compared((0.83, 5000), (0.80, 5000))[2] == pytest.approx(0.03 / se)
+
+
+def test_grid_runs_random_init_once_per_seed_and_one_image_per_pretext_task():
   config = load_study("default")
   config.seeds = (0, 1)
   cells = study.grid(config)
-  assert len(cells) == 2 * (1 + 6 * 3)
+  assert len(cells) == 2 * (1 + 1 + 5 * 2)  # random; supervised on the whole set; tasks x 2
   assert [c for c in cells if c.experiment == "random"] == [Cell("random", None, 0),
                                                              Cell("random", None, 1)]
-  rotation = study.cell_config(config, Cell("rotation", 600, 1))
-  assert (rotation.pretrain.subset_size, rotation.seed, rotation.pretrain.steps) == (600, 1, 75)
-  assert rotation.model.widths == (48, 128, 192, 192, 128)  # the study's override
-  assert rotation.linear_eval.datasets == ("sslflax_sample/fashion", "sslflax_sample/digits")
+  assert Cell("supervised", 1, 0) not in cells  # an image file has no labels
+  whole = study.cell_config(config, Cell("rotation", 0, 1))
+  assert whole.pretrain.subset_size is None and whole.seed == 1
+  assert whole.pretrain.dataset == study.load_config(str(ROOT / "configs"), "rotation").pretrain.dataset
+  assert whole.linear_eval.taps == ("all",) and not whole.linear_eval.compare_random
+  assert whole.linear_eval.datasets == ("sslflax_sample/fashion", "sslflax_sample/digits")
+  one = study.cell_config(config, Cell("colorize", 1, 0))
+  assert one.pretrain.dataset == config.single_image and pathlib.Path(one.pretrain.dataset).is_file()
+  assert one.pretrain.subset_size is None
+  assert one.pretrain.augment.enabled and one.pretrain.augment.crop_area == (1e-3, 1.0)
+  assert one.pretrain.steps == whole.pretrain.steps  # the same compute: only the data differs
+  assert Cell("rotation", 0, 0).name == "rotation-all-seed0"
   paper = load_study("paper")
   counting = study.cell_config(paper, Cell("counting", 30_000, 0))
   assert (counting.pretrain.dataset, counting.pretrain.image_size) == ("imagenet2012", 224)
@@ -121,10 +150,12 @@ def test_parallel_workers_run_cells_as_processes_with_the_same_overrides(tmp_pat
   assert all(results is not None for _, results in study.collect(config, str(tmp_path)))
 
 
-def fake_results(cell, datasets, taps, base):
-  return {"task": cell.experiment, "wall_time_s": 1.0, "pretext": {"steps": 10, "final_metrics": {"loss": 1.0}},
+def fake_results(cell, datasets, taps, base, test_images=1000):
+  return {"task": cell.experiment, "wall_time_s": 1.0,
+          "pretext": {"steps": 10, "source_images": cell.size, "final_metrics": {"loss": 1.0}},
           "linear_eval": {d: {t: base + 0.01 * i + 0.001 * (cell.size or 0) / 1000
-                              for i, t in enumerate(taps)} for d in datasets}}
+                              for i, t in enumerate(taps)} for d in datasets},
+          "test_images": {d: test_images for d in datasets}}
 
 
 def test_paper_variant_report_shows_their_numbers_beside_ours_and_the_layer_curve(tmp_path):
@@ -136,8 +167,8 @@ def test_paper_variant_report_shows_their_numbers_beside_ours_and_the_layer_curv
   assert "theirs, not ours" in markdown
   assert "| supervised | 0.744 | 0.815 | 0.752 | 0.770 |" in markdown  # their Figure 5 row
   assert "| rotation | " in markdown and "| 0.007 |" in markdown  # their rotation sensitivity
-  assert "## Linear probe per layer" in markdown
-  assert (tmp_path / "figures" / "probe_layers.png").exists()
+  assert "## Probes per layer on cifar10" in markdown
+  assert (tmp_path / "figures" / "probe_layers_cifar10.png").exists()
 
 
 def run_script(script, *args, env=None):

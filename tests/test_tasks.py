@@ -4,12 +4,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from sslflax.tasks import make_task, registered_tasks
 from sslflax.tasks.context import context_loss
 from sslflax.tasks.counting import counting_loss
-from tests.helpers import TINY_TASK_OPTIONS, tiny_backbone
+from tests.helpers import (COLLECTIVES, TINY_TASK_OPTIONS, assert_arrays_close,
+                           sharded_over_8_devices, tiny_backbone)
 
 TASKS = sorted(TINY_TASK_OPTIONS)
 
@@ -22,20 +22,6 @@ def test_all_six_tasks_registered():
   assert set(registered_tasks()) == set(TASKS)
   with pytest.raises(ValueError, match="unknown task 'spin'"):
     make_task("spin", tiny_backbone())
-
-
-def assert_arrays_close(x, y, atol: float) -> None:
-  """Floats within atol; uint8 pixels equal, but for rare one-level flips.
-
-  A float reduction summed in another order (jit vs eager, one device vs eight) can move a
-  value across a rounding boundary before quantisation: one level, in a handful of pixels.
-  """
-  x, y = np.asarray(x), np.asarray(y)
-  if x.dtype != np.uint8:
-    np.testing.assert_allclose(x, y, atol=atol)
-    return
-  diff = np.abs(x.astype(np.int16) - y.astype(np.int16))
-  assert diff.max() <= 1 and (diff > 0).mean() < 1e-4, (diff.max(), (diff > 0).mean())
 
 
 def assert_trees_close(a, b, atol=1e-5):
@@ -51,14 +37,6 @@ def test_batch_builder_jit_equals_eager(name, real_images):
   assert_trees_close(eager, jitted, atol=2e-4)
 
 
-def sharded_over_8_devices(make_batch):
-  """make_batch jitted with the images and labels split over the 8 host devices, the key replicated."""
-  assert jax.device_count() == 8, "conftest sets 8 host devices"
-  mesh = Mesh(np.array(jax.devices()), ("data",))
-  data = NamedSharding(mesh, P("data"))
-  return jax.jit(make_batch, in_shardings=(NamedSharding(mesh, P()), data, data))
-
-
 @pytest.mark.parametrize("name", TASKS)
 def test_batch_builder_sharded_over_8_devices_equals_one(name, real_images):
   task = build(name)
@@ -66,9 +44,6 @@ def test_batch_builder_sharded_over_8_devices_equals_one(name, real_images):
   single = jax.jit(task.make_batch)(jax.random.key(0), images, labels)
   sharded = sharded_over_8_devices(task.make_batch)(jax.random.key(0), images, labels)
   assert_trees_close(single, sharded, atol=2e-4)
-
-
-COLLECTIVES = ("all-reduce", "all-gather", "all-to-all", "collective-permute", "reduce-scatter")
 
 
 @pytest.mark.parametrize("name", TASKS)

@@ -21,7 +21,8 @@ from sslflax.tasks import Task, make_task
 from sslflax.train import checkpoint as ckpt_lib
 from sslflax.train.optim import make_optimizer
 from sslflax.train.state import TrainState, create_train_state
-from sslflax.train.step import train_step
+from sslflax.train.step import Augment, train_step
+from sslflax.transforms.augment import AugmentSpec, random_views
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -43,6 +44,30 @@ def task_from_config(config) -> Task:
   return make_task(config.task.name, backbone_from_config(config), **config.task.options.to_dict())
 
 
+def augment_spec(config) -> AugmentSpec | None:
+  """config.pretrain.augment as an AugmentSpec; None when the stream is off."""
+  aug = config.pretrain.augment
+  if not aug.enabled:
+    return None
+  fields = {k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in aug.items()
+            if k not in ("enabled", "source_size")}
+  return AugmentSpec(**fields)
+
+
+def augment_from_config(config) -> Augment | None:
+  """(key, source images) -> pretrain.image_size views, or None without augmentation."""
+  spec = augment_spec(config)
+  if spec is None:
+    return None
+  return functools.partial(random_views, spec=spec, size=config.pretrain.image_size)
+
+
+def host_image_size(config) -> int:
+  """The side of the images the host hands over: the augmentation's source, else the input."""
+  aug = config.pretrain.augment
+  return aug.source_size if aug.enabled else config.pretrain.image_size
+
+
 def check_config(config, task: Task, num_devices: int) -> None:
   """Errors a run would otherwise hit later (or never notice), before any work starts."""
   batch = config.pretrain.batch_size
@@ -52,6 +77,16 @@ def check_config(config, task: Task, num_devices: int) -> None:
   if config.pretrain.image_size < task.min_image_size:
     raise ValueError(f"pretrain.image_size={config.pretrain.image_size} is too small for task "
                      f"{task.name!r}, which needs at least {task.min_image_size} px.")
+  augment_spec(config)  # an invalid augmentation fails here, before any work
+
+
+def check_num_classes(config, dataset_classes: int) -> None:
+  """A head with fewer classes than the labels would train on out-of-range labels silently."""
+  head = config.task.options.get("num_classes")
+  if head is not None and head < dataset_classes:
+    raise ValueError(f"task.options.num_classes={head} but {config.pretrain.dataset!r} has "
+                     f"{dataset_classes} classes; set --config.task.options.num_classes="
+                     f"{dataset_classes}.")
 
 
 def host_batch(batch: dict[str, np.ndarray], sharding: NamedSharding) -> tuple[jax.Array, jax.Array]:
@@ -118,9 +153,9 @@ def pretrain(config, workdir: str, *, print_fn=print) -> dict[str, Any]:
   pc = config.pretrain
   builder = data_lib.get_builder(pc.dataset, pc.data_dir)
   if task.needs_labels:
-    data_lib.num_classes(builder)
-  examples = pc.subset_size or data_lib.pipeline.split_size(builder, pc.split) or pc.batch_size
-  steps_per_epoch = max(1, examples // pc.batch_size)
+    check_num_classes(config, data_lib.num_classes(builder))
+  source_images = pc.subset_size or data_lib.pipeline.split_size(builder, pc.split)
+  steps_per_epoch = max(1, (source_images or pc.batch_size) // pc.batch_size)
   tx = make_optimizer(config.optim, pc.steps, steps_per_epoch)
   ckpt_lib.claim_workdir(workdir, config.experiment, task.name)
 
@@ -134,11 +169,12 @@ def pretrain(config, workdir: str, *, print_fn=print) -> dict[str, Any]:
 
   data_sharding = NamedSharding(mesh, P("data"))
   replicated = NamedSharding(mesh, P())
-  step_fn = jax.jit(functools.partial(train_step, task, tx),
+  step_fn = jax.jit(functools.partial(train_step, task, tx, augment=augment_from_config(config)),
                     in_shardings=(replicated, data_sharding, data_sharding),
                     out_shardings=(replicated, replicated), donate_argnums=0)
   per_host = pc.batch_size // jax.process_count()
-  ds = data_lib.make_dataset(pc.dataset, pc.split, image_size=pc.image_size, batch_size=per_host,
+  ds = data_lib.make_dataset(pc.dataset, pc.split, image_size=host_image_size(config),
+                             batch_size=per_host,
                              train=True, seed=config.seed, subset_size=pc.subset_size,
                              data_dir=pc.data_dir, host_id=jax.process_index(),
                              host_count=jax.process_count(), skip_batches=start,
@@ -179,7 +215,8 @@ def pretrain(config, workdir: str, *, print_fn=print) -> dict[str, Any]:
     manager.wait_until_finished()
     writer.close()
   wall = time.time() - t0
-  return {"steps": pc.steps, "final_metrics": last, "wall_time_s": wall,
+  return {"steps": pc.steps, "source_images": source_images, "final_metrics": last,
+          "wall_time_s": wall,
           "images_per_sec": timed_images / wall if wall > 0 and timed_images else None,
           "state": state}
 

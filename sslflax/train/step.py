@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import jax
 import optax
 
@@ -9,18 +11,26 @@ from sslflax.tasks.base import Task
 from sslflax.train.state import TrainState
 
 
-def train_step(task: Task, tx: optax.GradientTransformation, state: TrainState,
-               images: jax.Array, labels: jax.Array | None = None
-               ) -> tuple[TrainState, dict[str, jax.Array]]:
-  """Build the pretext batch on device, forward, backward, update.
+AUGMENT_STREAM = 1  # fold_in(step key, this) draws the augmentation, apart from the task's keys
 
-  The step's randomness (batch building, dropout) comes from fold_in(rng, step),
-  so a run restarted from a checkpoint takes exactly the same steps. Under jit
-  with a batch sharded over a mesh, BatchNorm statistics and the mean loss are
-  computed over the global batch, so N devices give the update of 1.
+Augment = Callable[[jax.Array, jax.Array], jax.Array]  # (key, source images) -> uint8 views
+
+
+def train_step(task: Task, tx: optax.GradientTransformation, state: TrainState,
+               images: jax.Array, labels: jax.Array | None = None,
+               augment: Augment | None = None) -> tuple[TrainState, dict[str, jax.Array]]:
+  """Augment the source images (when given), build the pretext batch on device, forward,
+  backward, update.
+
+  The step's randomness (augmentation, batch building, dropout) comes from
+  fold_in(rng, step), so a run restarted from a checkpoint takes exactly the same
+  steps. Under jit with a batch sharded over a mesh, BatchNorm statistics and the
+  mean loss are computed over the global batch, so N devices give the update of 1.
   """
   step_key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
   k_batch, k_dropout = jax.random.split(step_key)
+  if augment is not None:
+    images = augment(jax.random.fold_in(step_key, AUGMENT_STREAM), images)
   inputs, targets = task.make_batch(k_batch, images, labels)
 
   def loss_fn(params):
