@@ -30,3 +30,7 @@ run context context                                                     # random
 run context-central context --config.task.options.mask_kind=central
 run jigsaw jigsaw                                                       # 1000 permutations
 run jigsaw-100 jigsaw --config.task.options.num_permutations=100
+run counting counting                                                   # lr 1e-4, 500 steps
+run counting-lr1e-3 counting --config.optim.lr=1e-3
+run counting-augmented counting --config.pretrain.augment.enabled=True \
+    --config.pretrain.augment.source_size=32

@@ -29,3 +29,25 @@ def test_comparison_rows_and_console_table_mark_beyond_two_se():
   alone = stats.format_comparison("random", "fashion", "test", 5000,
                                   stats.comparison({"conv1": 0.8}, None, 5000)).splitlines()
   assert "random init" not in alone[1] and alone[2].split() == ["conv1", "0.8000", "±", "0.0057"]
+
+
+def test_summarize_runs_tabulates_differences_from_random(tmp_path):
+  """launch/summarize_runs.py (the README's defaults table) reads results.json comparisons."""
+  import importlib.util
+  import json
+  import pathlib
+  path = pathlib.Path(__file__).resolve().parents[1] / "launch" / "summarize_runs.py"
+  spec = importlib.util.spec_from_file_location("summarize_runs", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  runs = {"random": (stats.comparison({"conv1": 0.80}, None, 5000), 30.0),
+          "rotation": (stats.comparison({"conv1": 0.83}, {"conv1": 0.80}, 5000), 300.0)}
+  for name, (rows, seconds) in runs.items():
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "results.json").write_text(json.dumps(
+        {"experiment": name, "wall_time_s": seconds, "comparison": {"fashion": rows}}))
+  lines = module.table([tmp_path / "random", tmp_path / "rotation"], None).splitlines()
+  assert lines[0] == "| run | minutes | conv1 |"
+  assert lines[2] == "| random init (top-1) | 0.5 | 0.800 |"
+  assert lines[3] == "| rotation | 5.0 | +3.0 (+3.9)* |"
+  assert len(lines) == 4  # random init has no comparison row of its own
