@@ -173,7 +173,7 @@ def size_table(rows, tap: str, experiments: list[str]) -> str:
   """Accuracy at each pretraining-set size, averaged over downstream datasets and seeds."""
   sizes = pretrain_sizes(rows)
   body = [[e] + [_fmt_value(mean_top1(rows, e, tap, size)) for size in sizes] for e in experiments]
-  return _markdown(["experiment"] + [f"{s} images" for s in sizes], body)
+  return _markdown(["experiment"] + [f"{s:,} {'image' if s == 1 else 'images'}" for s in sizes], body)
 
 
 def sensitivity_table(rows, tap: str, experiments: list[str], show_paper: bool) -> str:
