@@ -4,11 +4,14 @@ Any config field can be overridden, e.g. --config.optim.lr=0.01 --config.pretrai
 """
 
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
+
+from sslflax.configpath import put_config_package_on_path  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file[:variant].",
                                           lock_config=True)
@@ -27,5 +30,11 @@ def main(argv):
   experiment.run(_CONFIG.value, _WORKDIR.value, print_fn=print_fn)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+  """The `sslflax-train` command, the same as `python -m sslflax.main`."""
+  put_config_package_on_path(sys.argv[1:])
   app.run(main)
+
+
+if __name__ == "__main__":
+  cli()

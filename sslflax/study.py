@@ -266,7 +266,9 @@ def main(argv) -> None:
     run_study(study, workdir, config_args=config_args, print_fn=print_fn)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+  """The `sslflax-study` command, the same as `python -m sslflax.study`."""
+  global _CONFIG, _WORKDIR, _CELL, _LIST, _REPORT_ONLY, _MULTIHOST
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   from absl import app, flags
   from ml_collections import config_flags
@@ -279,4 +281,10 @@ if __name__ == "__main__":
   _MULTIHOST = flags.DEFINE_bool("multihost", False,
                                  "Join a multi-host job first (see sslflax/distributed.py).")
   flags.mark_flags_as_required(["config", "workdir"])
+  from sslflax.configpath import put_config_package_on_path
+  put_config_package_on_path(sys.argv[1:])
   app.run(main)
+
+
+if __name__ == "__main__":
+  cli()
