@@ -11,8 +11,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from sslflax import checks
+from sslflax.errors import CheckpointError
 from sslflax.evaluate import stats
-from sslflax.evaluate.linear import linear_eval
+from sslflax.evaluate.linear import linear_eval, resolve_taps
 from sslflax.train import checkpoint as ckpt_lib
 from sslflax.train.loop import (backbone_from_config, check_config, data_mesh, init_state, pretrain,
                                 task_from_config)
@@ -33,7 +35,7 @@ def restore_backbone(config, workdir: str, mesh) -> dict[str, Any]:
   manager = ckpt_lib.make_manager(workdir, config.checkpoint.every_steps, config.checkpoint.keep)
   state = ckpt_lib.restore_latest(manager, init_state(config, task, tx, mesh))
   if state is None:
-    raise FileNotFoundError(f"no checkpoint in {os.path.join(workdir, 'checkpoints')} to evaluate; "
+    raise CheckpointError(f"no readable checkpoint in {os.path.join(workdir, 'checkpoints')} to evaluate; "
                             f"run without eval_only first (or point --workdir at a pretraining run).")
   return backbone_variables_from_state(state)
 
@@ -54,10 +56,30 @@ def format_tables(results: dict[str, Any]) -> str:
       for dataset, rows in results["comparison"].items())
 
 
+def plan(config, workdir: str) -> str:
+  """The run's first line: what it will do, where, on what."""
+  pc, le = config.pretrain, config.linear_eval
+  devices = f"{jax.device_count()} x {jax.devices()[0].device_kind}"
+  if config.task.name == RANDOM_INIT:
+    first = "random init (no pretraining)"
+  elif config.eval_only:
+    first = f"{config.task.name}: the checkpoint in {workdir}"
+  else:
+    subset = f", {pc.subset_size} images" if pc.subset_size else ""
+    stream = ", augmented stream" if pc.augment.enabled else ""
+    first = (f"pretrain {config.task.name} on {pc.dataset} ({pc.split}{subset}{stream}) for "
+             f"{pc.steps} steps of {pc.batch_size} at {pc.image_size} px")
+  probe = f"probe {', '.join(resolve_taps(le.taps))} on {', '.join(le.datasets)} ({le.test_split})"
+  beside = " beside random init" if config.task.name != RANDOM_INIT and le.compare_random else ""
+  return f"[{config.experiment}] {first}; then {probe}{beside}; {devices}; workdir {workdir}"
+
+
 def run(config, workdir: str, *, print_fn=print) -> dict[str, Any]:
   """Run the whole experiment described by `config`, writing workdir/results.json."""
   start = time.time()
-  os.makedirs(workdir, exist_ok=True)
+  checks.check_run(config, workdir, jax.device_count())
+  if jax.process_index() == 0:
+    print_fn(plan(config, workdir), flush=True)
   mesh = data_mesh()
   pretext: dict[str, Any] = {}
   if config.task.name == RANDOM_INIT:

@@ -3,15 +3,13 @@
 Any config field can be overridden, e.g. --config.optim.lr=0.01 --config.pretrain.steps=100.
 """
 
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import flags
+from ml_collections import config_flags
 
-from absl import app, flags  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
-
-from sslflax.configpath import put_config_package_on_path  # noqa: E402
+from sslflax import console
+from sslflax.configpath import put_config_package_on_path
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file[:variant].",
                                           lock_config=True)
@@ -19,6 +17,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, metrics and 
 _MULTIHOST = flags.DEFINE_bool(
     "multihost", False, "Join a multi-host job first (SLURM, or JAX_* variables: see "
     "sslflax/distributed.py).")
+_VERBOSE = flags.DEFINE_bool("verbose", False, "Also show TensorFlow, absl and TFDS messages.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -32,8 +31,9 @@ def main(argv):
 
 def cli() -> None:
   """The `sslflax-train` command, the same as `python -m sslflax.main`."""
+  console.set_verbose_from_argv(sys.argv[1:])
   put_config_package_on_path(sys.argv[1:])
-  app.run(main)
+  console.run_cli(main, lambda: _CONFIG.value)
 
 
 if __name__ == "__main__":

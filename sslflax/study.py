@@ -29,6 +29,8 @@ from typing import Any, Callable
 
 import ml_collections
 
+from sslflax.errors import ConfigError, WorkdirError
+
 RANDOM_INIT = "random"
 WHOLE_SET = 0  # a size of 0: the experiment's whole pretraining split
 
@@ -65,7 +67,7 @@ def load_config(config_dir: str, name: str, variant: str | None = None) -> ml_co
   """
   path = os.path.join(config_dir, f"{name}.py")
   if not os.path.exists(path):
-    raise FileNotFoundError(f"no config file {path}; experiment names are files in "
+    raise ConfigError(f"no config file {path}; experiment names are files in "
                             f"{config_dir} (e.g. rotation, colorize, random).")
   root, package = os.path.split(os.path.abspath(config_dir))
   if root not in sys.path:
@@ -95,7 +97,7 @@ def cell_config(study: ml_collections.ConfigDict, cell: Cell) -> ml_collections.
     config.pretrain.augment.update(study.single_image_augment)
   if study.pretrain_epochs:
     if cell.size == WHOLE_SET:
-      raise ValueError("study.pretrain_epochs needs sizes > 0 (steps = epochs x size / batch); "
+      raise ConfigError("study.pretrain_epochs needs sizes > 0 (steps = epochs x size / batch); "
                        "set pretrain_epochs = 0 to keep each experiment's own steps.")
     config.pretrain.steps = pretrain_steps(study, cell.size, config.pretrain.batch_size)
   return config
@@ -120,7 +122,7 @@ def finished_results(workdir: str, cell: Cell,
   wanted = json.loads(config.to_json_best_effort())
   if results.get("config") != wanted:
     changed = sorted(_differing_keys(results.get("config", {}), wanted))
-    raise ValueError(f"cell {cell.name} in {workdir} finished with another config (differs in "
+    raise WorkdirError(f"cell {cell.name} in {workdir} finished with another config (differs in "
                      f"{', '.join(changed[:5])}); use a new --workdir, or delete "
                      f"{cell_dir(workdir, cell)} to rerun it.")
   return results
@@ -254,7 +256,7 @@ def main(argv) -> None:
       print(f"{index}\t{cell.name}\t{' '.join(cell_command(config_args, workdir, index))}")
     return
   if not 0 <= _CELL.value < len(cells) and _CELL.value != -1:
-    raise ValueError(f"--cell={_CELL.value} is out of range: the study has {len(cells)} cells "
+    raise ConfigError(f"--cell={_CELL.value} is out of range: the study has {len(cells)} cells "
                      f"(0..{len(cells) - 1}); see --list.")
   from sslflax import distributed, report
   print_fn = distributed.start(_MULTIHOST.value)
@@ -269,9 +271,10 @@ def main(argv) -> None:
 def cli() -> None:
   """The `sslflax-study` command, the same as `python -m sslflax.study`."""
   global _CONFIG, _WORKDIR, _CELL, _LIST, _REPORT_ONLY, _MULTIHOST
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  from absl import app, flags
+  from absl import flags
   from ml_collections import config_flags
+
+  from sslflax import console
   _CONFIG = config_flags.DEFINE_config_file("config", None, "Study config file[:variant].")
   _WORKDIR = flags.DEFINE_string("workdir", None, "The study's directory: cells/, report, figures.")
   _CELL = flags.DEFINE_integer("cell", -1, "Run only this cell of the grid (see --list).")
@@ -280,10 +283,12 @@ def cli() -> None:
                                    "Only gather the finished cells into the report.")
   _MULTIHOST = flags.DEFINE_bool("multihost", False,
                                  "Join a multi-host job first (see sslflax/distributed.py).")
+  flags.DEFINE_bool("verbose", False, "Also show TensorFlow, absl and TFDS messages.")
   flags.mark_flags_as_required(["config", "workdir"])
   from sslflax.configpath import put_config_package_on_path
+  console.set_verbose_from_argv(sys.argv[1:])
   put_config_package_on_path(sys.argv[1:])
-  app.run(main)
+  console.run_cli(main, lambda: _CONFIG.value)
 
 
 if __name__ == "__main__":

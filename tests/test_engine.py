@@ -10,6 +10,7 @@ from PIL import Image
 
 from sslflax import data as data_lib
 from sslflax import experiment, study
+from sslflax.errors import CheckpointError, WorkdirError
 from sslflax.train import checkpoint as ckpt_lib
 from sslflax.train.loop import NonFiniteLossError, pretrain
 
@@ -170,10 +171,10 @@ def test_bad_inputs_fail_before_training(tmp_path):
     experiment.run(config, str(tmp_path / "c"), **quiet)
   config = load_config("rotation")
   config.eval_only = True
-  with pytest.raises(FileNotFoundError, match="no checkpoint"):
+  with pytest.raises(CheckpointError, match="no readable checkpoint"):
     experiment.run(config, str(tmp_path / "d"), **quiet)
   experiment.run(load_config("rotation"), str(tmp_path / "e"), **quiet)
-  with pytest.raises(ValueError, match="holds checkpoints of experiment 'rotation'"):
+  with pytest.raises(WorkdirError, match="holds checkpoints of experiment 'rotation'"):
     experiment.run(load_config("counting"), str(tmp_path / "e"), **quiet)
   with pytest.raises(ValueError, match="unknown config variant 'huge'"):
     load_config("rotation", "huge")

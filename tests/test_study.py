@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from sslflax import report, study
+from sslflax.errors import WorkdirError
 from sslflax.study import Cell
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -124,7 +125,7 @@ def test_smoke_study_end_to_end_resumes_and_refuses_stale_cells(tmp_path):
 
   # Editing the study config does not silently reuse cells run with the old one.
   config.overrides.linear_eval = dict(epochs=5)
-  with pytest.raises(ValueError, match="finished with another config.*linear_eval.epochs"):
+  with pytest.raises(WorkdirError, match="finished with another config.*linear_eval.epochs"):
     study.run_study(config, str(tmp_path), **QUIET)
 
 

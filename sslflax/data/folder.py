@@ -9,12 +9,14 @@
 Built once into the TFDS data dir and reused; the build key covers the file
 list, sizes and times, so a changed folder is rebuilt. Grayscale, palette,
 RGBA and CMYK images are converted to RGB; corrupt files, images under
-MIN_SIDE px and non-image files are skipped. One summary line reports the counts.
+MIN_SIDE px and non-image files are skipped; 16-bit images are scaled to 8 bits. The build's
+one line reports the counts.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import io
 import os
@@ -23,9 +25,13 @@ import re
 import numpy as np
 import tensorflow_datasets as tfds
 
+from sslflax.errors import DatasetError
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
 SPLIT_NAMES = ("train", "validation", "test")
 MIN_SIDE = 8
+LAYOUT_HINT = ("give a folder of images (class subfolders for labels, train/test subfolders for "
+               f"splits) or one image file; formats: {' '.join(IMAGE_EXTENSIONS)}.")
 
 
 @dataclasses.dataclass
@@ -63,7 +69,10 @@ def describe_folder(path: str) -> FolderConfig:
     return FolderConfig(name=_config_name(path, [path]), path=path, labelled=False,
                         description=f"The image {path}.")
   if not os.path.isdir(path):
-    raise FileNotFoundError(f"image folder {path} does not exist.")
+    raise DatasetError(f"image folder {path} does not exist (nor is it an image file); "
+                       f"check the path, or name a TFDS dataset without '/' at its start.")
+  if not any(_is_image_name(f) for f in _listing(path)):
+    raise DatasetError(f"image folder {path} has no image files; {LAYOUT_HINT}")
   subdirs = sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d))
                    and not d.startswith("."))
   splits = tuple(d for d in SPLIT_NAMES if d in subdirs)
@@ -84,6 +93,12 @@ def _config_name(path: str, files: list[str]) -> str:
   return f"{base}_{key}"
 
 
+def _gray_to_uint8(gray: np.ndarray, mode: str) -> np.ndarray:
+  """16-bit ('I;16*', 'I') gray scaled from 0..65535, float ('F') from 0..1, to 0..255."""
+  scale = 255.0 if mode == "F" else 255.0 / 65535.0
+  return np.clip(np.round(gray.astype(np.float64) * scale), 0, 255).astype(np.uint8)
+
+
 def _load_rgb(data: bytes):
   """(RGB uint8 array, 'ok'|'converted') or (None, reason)."""
   from PIL import Image, UnidentifiedImageError
@@ -94,7 +109,10 @@ def _load_rgb(data: bytes):
       if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         background = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, image.convert("RGBA"))
-      array = np.asarray(image.convert("RGB"))
+      if image.mode.startswith(("I", "F")):  # 16/32-bit gray: PIL's convert would clip to 255
+        array = np.repeat(_gray_to_uint8(np.asarray(image), image.mode)[..., None], 3, -1)
+      else:
+        array = np.asarray(image.convert("RGB"))
   except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
     return None, "unreadable"
   if min(array.shape[:2]) < MIN_SIDE:
@@ -124,9 +142,9 @@ class SslflaxFolder(tfds.core.GeneratorBasedBuilder):
     return {s: self._generate_examples(os.path.join(cfg.path, s), s) for s in cfg.splits}
 
   def _generate_examples(self, root: str, split: str):
+    del split
     cfg = self.builder_config
-    counts = dict.fromkeys(("ok", "converted", "unreadable", "too small", "not an image",
-                            "outside a class folder"), 0)
+    counts = self.counts
     for path in _listing(root):
       rel = os.path.relpath(path, root) if path != root else os.path.basename(path)
       in_class = os.sep in rel and rel.split(os.sep)[0] in cfg.classes
@@ -143,10 +161,20 @@ class SslflaxFolder(tfds.core.GeneratorBasedBuilder):
           if cfg.labelled:
             example["label"] = rel.split(os.sep)[0]
           yield rel, example
-    print(f"[folder {cfg.path} / {split}] {counts['ok'] + counts['converted']} images kept "
-          f"({counts['converted']} converted to RGB); skipped: {counts['unreadable']} unreadable, "
-          f"{counts['too small']} under {MIN_SIDE} px, {counts['not an image']} not images, "
-          f"{counts['outside a class folder']} outside a class folder.", flush=True)
+
+  @functools.cached_property
+  def counts(self) -> dict[str, int]:
+    """Files seen by this build, by outcome (summed over splits)."""
+    return dict.fromkeys(("ok", "converted", "unreadable", "too small", "not an image",
+                          "outside a class folder"), 0)
+
+  @property
+  def summary(self) -> str:
+    """The build's counts, for its one line."""
+    c = self.counts
+    return (f"{c['converted']} converted to RGB; skipped {c['unreadable']} unreadable, "
+            f"{c['too small']} under {MIN_SIDE} px, {c['not an image']} not images, "
+            f"{c['outside a class folder']} outside a class folder")
 
 
 def folder_builder(path: str, data_dir: str | None = None) -> SslflaxFolder:

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import os
 import re
+import time
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from sslflax import console
+from sslflax.errors import DatasetError
+
+console.import_tensorflow_quietly()
 import tensorflow as tf  # noqa: E402
 import tensorflow_datasets as tfds  # noqa: E402
 
-from sslflax.data import folder, sample_builder  # noqa: F401  (registers sslflax_sample)
+from sslflax.data import folder, sample_builder  # noqa: E402,F401  (registers sslflax_sample)
 
 tf.config.set_visible_devices([], "GPU")  # TensorFlow must never take GPU memory from JAX
 tfds.disable_progress_bar()
@@ -26,17 +30,14 @@ SAMPLE_DOWNSTREAM = "sslflax_sample/fashion"
 _LOCAL_BUILDERS = ("sslflax_sample",)  # built from files on this machine: never a download
 
 
-class DatasetError(ValueError):
-  """A dataset that cannot be used as asked: unknown, unprepared, wrong split or size."""
-
-
 def default_data_dir() -> str:
   return os.environ.get("TFDS_DATA_DIR", os.path.expanduser("~/tensorflow_datasets"))
 
 
 def is_folder(name: str) -> bool:
-  """An image folder (or one image file) is named by its path (or 'folder:PATH')."""
-  return name.startswith("folder:") or os.sep in name and (
+  """An image folder (or one image file) is named by its path (or 'folder:PATH'); a TFDS
+  name never starts with '/', '.' or '~'."""
+  return name.startswith(("folder:", "/", ".", "~")) or os.sep in name and (
       os.path.isdir(os.path.expanduser(name)) or folder.is_image_file(name))
 
 
@@ -60,7 +61,7 @@ def get_builder(name: str, data_dir: str | None = None) -> tfds.core.DatasetBuil
   if is_folder(name):
     builder = folder.folder_builder(name.removeprefix("folder:"), data_dir)
     if not builder.is_prepared():
-      builder.download_and_prepare()
+      build_locally(builder, name)
     return builder
   try:
     builder = tfds.builder(name, data_dir=data_dir)
@@ -70,11 +71,25 @@ def get_builder(name: str, data_dir: str | None = None) -> tfds.core.DatasetBuil
                        f"{SAMPLE_DOWNSTREAM}) nor an image folder.") from e
   if not builder.is_prepared():
     if name.split("/")[0] in _LOCAL_BUILDERS:
-      builder.download_and_prepare()
+      build_locally(builder, name)
     else:
       raise DatasetError(f"dataset {name!r} is not prepared in {data_dir} and this run will not "
                          f"download it: {prepare_instructions(name, data_dir)}.")
   return builder
+
+
+def build_locally(builder: tfds.core.DatasetBuilder, name: str) -> None:
+  """Build a dataset from this machine's files, printing one line instead of TFDS's messages."""
+  start = time.time()
+  try:
+    with console.hidden_stdout():
+      builder.download_and_prepare()
+  except AssertionError as e:  # TFDS: "No examples were yielded."
+    raise DatasetError(f"{name!r} has no usable images ({e}); {folder.LAYOUT_HINT}") from e
+  sizes = ", ".join(f"{split} {info.num_examples}" for split, info in builder.info.splits.items())
+  detail = getattr(builder, "summary", "")
+  print(f"[data] built {name} ({sizes} images{'; ' + detail if detail else ''}) into "
+        f"{builder.data_dir} in {time.time() - start:.0f} s", flush=True)
 
 
 def base_split(split: str) -> str:

@@ -4,6 +4,7 @@ classifier trained on the features of one tap (conv3 by default) of a labelled d
 from __future__ import annotations
 
 import functools
+import time
 from typing import Any
 
 import jax
@@ -13,6 +14,8 @@ import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from sslflax import data as data_lib
+from sslflax.console import format_eta
+from sslflax.errors import ConfigError
 from sslflax.models import TAP_NAMES, adaptive_max_pool
 
 # The standard per-layer probe protocol pools each tap to about 9k features.
@@ -25,7 +28,7 @@ def resolve_taps(taps) -> tuple[str, ...]:
     return TAP_NAMES
   unknown = [t for t in taps if t not in PROBE_POOL]
   if unknown:
-    raise ValueError(f"unknown linear_eval.taps {unknown}; choose from {list(TAP_NAMES)} or ('all',).")
+    raise ConfigError(f"unknown linear_eval.taps {unknown}; choose from {list(TAP_NAMES)} or ('all',).")
   return taps
 
 
@@ -100,6 +103,8 @@ def linear_eval(backbone, models: dict[str, Any], config, mesh, *, print_fn=prin
   taps = resolve_taps(le.taps)
   results: dict[str, dict[str, dict[str, float]]] = {name: {} for name in models}
   test_images = {}
+  total = len(le.datasets) * len(models) * len(taps)
+  done, start = 0, time.time()
   for dataset in le.datasets:
     builder = data_lib.get_builder(dataset, config.pretrain.data_dir)
     classes = data_lib.num_classes(builder)
@@ -109,8 +114,13 @@ def linear_eval(backbone, models: dict[str, Any], config, mesh, *, print_fn=prin
     train_ds = data_lib.make_dataset(dataset, le.train_split, subset_size=le.train_subset, **common)
     test_ds = data_lib.make_dataset(dataset, le.test_split, **common)
     for name, variables in models.items():
+      t0 = time.time()
       x_train, y_train = extract(backbone, variables, train_ds, taps, mesh)
       x_test, y_test = extract(backbone, variables, test_ds, taps, mesh)
+      seconds = time.time() - t0
+      print_fn(f"[linear eval] {name}: features of {len(y_train)} {le.train_split} + "
+               f"{len(y_test)} {le.test_split} images of {dataset} in {seconds:.0f} s "
+               f"({(len(y_train) + len(y_test)) / max(seconds, 1e-9):,.0f} img/s)", flush=True)
       test_images[dataset] = len(y_test)
       results[name][dataset] = {}
       for tap in taps:
@@ -119,7 +129,9 @@ def linear_eval(backbone, models: dict[str, Any], config, mesh, *, print_fn=prin
             batch_size=min(le.batch_size, len(y_train)), lr=le.lr,
             decay_per_epoch=le.decay_per_epoch, weight_decay=le.weight_decay, seed=config.seed)
         results[name][dataset][tap] = top1
-        print_fn(f"[linear eval] {name}: {dataset} {tap} ({x_train[tap].shape[1]} features, "
-                 f"{len(y_train)} train / {len(y_test)} {le.test_split}): top-1 {top1:.4f}",
+        done += 1
+        eta = (time.time() - start) / done * (total - done)
+        print_fn(f"[linear eval {done}/{total}] {name}: {dataset} {tap} "
+                 f"({x_train[tap].shape[1]} features): top-1 {top1:.4f}  ETA {format_eta(eta)}",
                  flush=True)
   return results, test_images

@@ -37,6 +37,7 @@ class Task:
   model: nn.Module
   loss: LossFn
   needs_labels: bool = False
+  needs_color: bool = False  # learns from colour: a grayscale pretraining set is an error
   min_image_size: int = 1  # smallest square input side the task can work with
 
 

@@ -89,4 +89,5 @@ def build(backbone: nn.Module, prior=None, rebalance_lambda: float = 0.5, k: int
   def make_batch(rng, images, labels=None):
     return make_colorization_batch(rng, images, bin_weights, labels, k, sigma)
   model = ColorizationNet(backbone.clone(num_fc=0), NUM_BINS, decoder_width)
-  return Task("colorization", make_batch, model, colorization_loss, min_image_size=OUTPUT_STRIDE)
+  return Task("colorization", make_batch, model, colorization_loss, needs_color=True,
+              min_image_size=OUTPUT_STRIDE)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import json
-import logging
 import os
 import shutil
 
 import jax
 import orbax.checkpoint as ocp
 
+from sslflax.errors import WorkdirError
 from sslflax.train.state import TrainState
 
 RUN_FILE = "run.json"  # which experiment owns this workdir
@@ -22,20 +23,67 @@ def make_manager(workdir: str, every_steps: int, keep: int) -> ocp.CheckpointMan
                                options=options)
 
 
-def claim_workdir(workdir: str, experiment: str, task: str) -> None:
-  """Refuse a workdir that holds another experiment's checkpoints; mark it as ours."""
+_DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO)
+
+
+def save(manager: ocp.CheckpointManager, step: int, state: TrainState, force: bool) -> None:
+  """Save a step (atomically: Orbax writes a temporary folder and renames it when complete)."""
+  try:
+    manager.save(step, args=ocp.args.StandardSave(state), force=force)
+  except OSError as e:
+    if e.errno not in _DISK_ERRORS:
+      raise
+    raise _disk_error(manager, step, e) from e
+
+
+def wait_until_saved(manager: ocp.CheckpointManager) -> None:
+  """Wait for an asynchronous save; a failed one is reported like a failed synchronous one."""
+  try:
+    manager.wait_until_finished()
+  except OSError as e:
+    if e.errno not in _DISK_ERRORS:
+      raise
+    raise _disk_error(manager, None, e) from e
+
+
+def _disk_error(manager: ocp.CheckpointManager, step: int | None, error: OSError) -> WorkdirError:
+  """The one-line error, naming the newest checkpoint that is complete on disk."""
+  try:
+    manager.wait_until_finished()  # an earlier asynchronous save may still be finishing
+  except OSError:
+    pass
+  manager.reload()
+  kept = manager.latest_step()
+  what = f"the checkpoint of step {step}" if step is not None else "a checkpoint"
+  return WorkdirError(
+      f"could not write {what} in {manager.directory} ({error.strerror}); "
+      + (f"the checkpoint of step {kept} is kept. " if kept is not None else "")
+      + "Free disk space (or fix permissions) and rerun the same command to resume.")
+
+
+def claim_workdir(workdir: str, experiment: str, task: str, shapes: dict | None = None) -> None:
+  """Refuse a workdir that holds another experiment's checkpoints, or checkpoints of another
+  network shape (`shapes`: the config fields that set parameter shapes); mark it as ours."""
   os.makedirs(workdir, exist_ok=True)
   path = os.path.join(workdir, RUN_FILE)
-  if os.path.exists(path):
-    with open(path) as f:
-      owner = json.load(f)
-    if (owner.get("experiment"), owner.get("task")) != (experiment, task):
-      raise ValueError(f"workdir {workdir} holds checkpoints of experiment "
+  mine = {"experiment": experiment, "task": task, "shapes": json.loads(json.dumps(shapes, default=str))}
+  if not os.path.exists(path):
+    with open(path, "w") as f:
+      json.dump(mine, f)
+    return
+  with open(path) as f:
+    owner = json.load(f)
+  if (owner.get("experiment"), owner.get("task")) != (experiment, task):
+    raise WorkdirError(f"workdir {workdir} holds checkpoints of experiment "
                        f"{owner.get('experiment')!r} (task {owner.get('task')!r}), not "
                        f"{experiment!r}; use another --workdir.")
-    return
-  with open(path, "w") as f:
-    json.dump({"experiment": experiment, "task": task}, f)
+  theirs = owner.get("shapes")
+  if theirs is not None and shapes is not None and theirs != mine["shapes"]:
+    changed = sorted(k for k in set(theirs) | set(mine["shapes"])
+                     if theirs.get(k) != mine["shapes"].get(k))
+    raise WorkdirError(f"workdir {workdir} holds checkpoints of a network with other "
+                       f"{', '.join(changed)} ({', '.join(f'{theirs.get(k)}' for k in changed)}); "
+                       f"use another --workdir, or the same settings to resume.")
 
 
 def restore_latest(manager: ocp.CheckpointManager, target: TrainState) -> TrainState | None:
@@ -50,8 +98,6 @@ def restore_latest(manager: ocp.CheckpointManager, target: TrainState) -> TrainS
       return manager.restore(step, args=ocp.args.StandardRestore(abstract))
     except Exception as e:  # noqa: BLE001 - any failure to read means: use an older one
       kept = _set_aside(manager, step)
-      logging.warning("checkpoint at step %d is unreadable (%s); moved to %s.", step,
-                      type(e).__name__, kept)
       print(f"warning: checkpoint at step {step} is unreadable ({type(e).__name__}); "
             f"moved to {kept} and falling back to an older one.", flush=True)
   return None

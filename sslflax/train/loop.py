@@ -16,6 +16,8 @@ import orbax.checkpoint as ocp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from sslflax import data as data_lib
+from sslflax.console import format_eta
+from sslflax.errors import ConfigError, DatasetError, UserError, WorkdirError
 from sslflax.models import make_backbone
 from sslflax.tasks import Task, make_task
 from sslflax.train import checkpoint as ckpt_lib
@@ -25,7 +27,7 @@ from sslflax.train.step import Augment, train_step
 from sslflax.transforms.augment import AugmentSpec, random_views
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(UserError, FloatingPointError):
   """The loss became NaN or inf: the run stops; the last good checkpoint stays."""
 
 
@@ -62,6 +64,13 @@ def augment_from_config(config) -> Augment | None:
   return functools.partial(random_views, spec=spec, size=config.pretrain.image_size)
 
 
+def shape_fields(config) -> dict[str, Any]:
+  """The config fields that set the checkpoint's parameter shapes, flattened ('model.widths')."""
+  fields = {f"model.{k}": v for k, v in config.model.to_dict().items() if k != "dropout"}
+  fields.update({f"task.options.{k}": v for k, v in config.task.options.to_dict().items()})
+  return {k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()}
+
+
 def host_image_size(config) -> int:
   """The side of the images the host hands over: the augmentation's source, else the input."""
   aug = config.pretrain.augment
@@ -72,10 +81,10 @@ def check_config(config, task: Task, num_devices: int) -> None:
   """Errors a run would otherwise hit later (or never notice), before any work starts."""
   batch = config.pretrain.batch_size
   if batch % num_devices:
-    raise ValueError(f"pretrain.batch_size={batch} is not divisible by the {num_devices} devices; "
+    raise ConfigError(f"pretrain.batch_size={batch} is not divisible by the {num_devices} devices; "
                      f"use a multiple of {num_devices} (e.g. {num_devices * max(1, batch // num_devices)}).")
   if config.pretrain.image_size < task.min_image_size:
-    raise ValueError(f"pretrain.image_size={config.pretrain.image_size} is too small for task "
+    raise ConfigError(f"pretrain.image_size={config.pretrain.image_size} is too small for task "
                      f"{task.name!r}, which needs at least {task.min_image_size} px.")
   augment_spec(config)  # an invalid augmentation fails here, before any work
 
@@ -84,9 +93,16 @@ def check_num_classes(config, dataset_classes: int) -> None:
   """A head with fewer classes than the labels would train on out-of-range labels silently."""
   head = config.task.options.get("num_classes")
   if head is not None and head < dataset_classes:
-    raise ValueError(f"task.options.num_classes={head} but {config.pretrain.dataset!r} has "
+    raise ConfigError(f"task.options.num_classes={head} but {config.pretrain.dataset!r} has "
                      f"{dataset_classes} classes; set --config.task.options.num_classes="
                      f"{dataset_classes}.")
+
+
+def check_has_color(images: np.ndarray, dataset: str, task: str) -> None:
+  """A grayscale set stored as RGB (equal channels) would teach colorization nothing, silently."""
+  if images.shape[-1] == 3 and (images[..., :1] == images).all():
+    raise DatasetError(f"task {task!r} learns colour, but the first batch of {dataset!r} is "
+                       f"grayscale (equal R, G and B); pretrain it on colour images.")
 
 
 def host_batch(batch: dict[str, np.ndarray], sharding: NamedSharding) -> tuple[jax.Array, jax.Array]:
@@ -94,11 +110,6 @@ def host_batch(batch: dict[str, np.ndarray], sharding: NamedSharding) -> tuple[j
   images = jax.make_array_from_process_local_data(sharding, batch["image"])
   labels = jax.make_array_from_process_local_data(sharding, batch["label"])
   return images, labels
-
-
-def format_eta(seconds: float) -> str:
-  seconds = int(max(seconds, 0))
-  return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 class MetricWriter:
@@ -157,7 +168,7 @@ def pretrain(config, workdir: str, *, print_fn=print) -> dict[str, Any]:
   source_images = pc.subset_size or data_lib.pipeline.split_size(builder, pc.split)
   steps_per_epoch = max(1, (source_images or pc.batch_size) // pc.batch_size)
   tx = make_optimizer(config.optim, pc.steps, steps_per_epoch)
-  ckpt_lib.claim_workdir(workdir, config.experiment, task.name)
+  ckpt_lib.claim_workdir(workdir, config.experiment, task.name, shape_fields(config))
 
   state = init_state(config, task, tx, mesh)
   manager = ckpt_lib.make_manager(workdir, config.checkpoint.every_steps, config.checkpoint.keep)
@@ -185,7 +196,10 @@ def pretrain(config, workdir: str, *, print_fn=print) -> dict[str, Any]:
   window_start, window_images = time.time(), 0
   try:
     for step in range(start, pc.steps):
-      images, labels = host_batch(next(batches), data_sharding)
+      batch = next(batches)
+      if step == start and task.needs_color:
+        check_has_color(batch["image"], pc.dataset, task.name)
+      images, labels = host_batch(batch, data_sharding)
       state, metrics = step_fn(state, images, labels)
       window_images += pc.batch_size
       done = step + 1
@@ -203,7 +217,7 @@ def pretrain(config, workdir: str, *, print_fn=print) -> dict[str, Any]:
         last["images_per_sec"] = rate
         writer.write(done, last)
       if save:  # only states whose loss was just checked finite
-        manager.save(done, args=ocp.args.StandardSave(state), force=done == pc.steps)
+        ckpt_lib.save(manager, done, state, force=done == pc.steps)
       if done % config.log_every_steps == 0 or save:
         metric = next((k for k in ("accuracy", "masked_mse") if k in last), None)
         extra = f"  {metric} {last[metric]:.4f}" if metric else ""
@@ -212,7 +226,7 @@ def pretrain(config, workdir: str, *, print_fn=print) -> dict[str, Any]:
                  f"ETA {format_eta((pc.steps - done) * pc.batch_size / last['images_per_sec'])}",
                  flush=True)
   finally:
-    manager.wait_until_finished()
+    ckpt_lib.wait_until_saved(manager)
     writer.close()
   wall = time.time() - t0
   return {"steps": pc.steps, "source_images": source_images, "final_metrics": last,

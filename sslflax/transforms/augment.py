@@ -33,6 +33,13 @@ _YIQ_FROM_RGB = np.array([[0.299, 0.587, 0.114],
 _RGB_FROM_YIQ = np.linalg.inv(_YIQ_FROM_RGB).astype(np.float32)
 
 
+def check_crop_ranges(area: tuple[float, float], aspect: tuple[float, float]) -> None:
+  if not 0 < area[0] <= area[1] <= 1:
+    raise ValueError(f"crop area fractions must satisfy 0 < min <= max <= 1, got {area}.")
+  if not 0 < aspect[0] <= aspect[1]:
+    raise ValueError(f"aspect ratio range must satisfy 0 < min <= max, got {aspect}.")
+
+
 def random_crop_boxes(rng: jax.Array, batch: int, image_hw: tuple[int, int],
                       area: tuple[float, float] = (0.08, 1.0),
                       aspect: tuple[float, float] = (3 / 4, 4 / 3), tries: int = 10) -> jax.Array:
@@ -45,10 +52,7 @@ def random_crop_boxes(rng: jax.Array, batch: int, image_hw: tuple[int, int],
   keeps its aspect ratio but not its area).
   """
   h, w = image_hw
-  if not 0 < area[0] <= area[1] <= 1:
-    raise ValueError(f"crop area fractions must satisfy 0 < min <= max <= 1, got {area}.")
-  if not 0 < aspect[0] <= aspect[1]:
-    raise ValueError(f"aspect ratio range must satisfy 0 < min <= max, got {aspect}.")
+  check_crop_ranges(area, aspect)
   k_area, k_aspect, k_y, k_x = jax.random.split(rng, 4)
   fraction = jax.random.uniform(k_area, (batch, tries), minval=area[0], maxval=area[1])
   log_ratio = jax.random.uniform(k_aspect, (batch, tries), minval=math.log(aspect[0]),
@@ -204,6 +208,7 @@ class AugmentSpec:
   hue: float = 36.0  # degrees
 
   def __post_init__(self):
+    check_crop_ranges(self.crop_area, self.aspect)
     if self.fill != "crop" and self.fill not in FILL_MODES:
       raise ValueError(f"unknown augment fill {self.fill!r}; choose 'crop' or one of "
                        f"{FILL_MODES}.")

@@ -1,0 +1,120 @@
+"""Everything a run can find wrong before it starts work: config values, names, datasets, workdir.
+
+A run that would fail after minutes of pretraining (an unknown tap, a probe set without
+labels, a subset larger than its split) fails here instead, in seconds, with one line that
+names the bad value and the fix.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+
+from sslflax.errors import ConfigError, DatasetError, WorkdirError
+
+RANDOM_INIT = "random"
+
+# (field, smallest allowed value): integers a run divides by, loops over or sizes arrays with.
+_AT_LEAST = (("pretrain.batch_size", 1), ("pretrain.image_size", 1), ("pretrain.steps", 1),
+             ("checkpoint.every_steps", 1), ("checkpoint.keep", 1), ("log_every_steps", 1),
+             ("linear_eval.epochs", 1), ("linear_eval.batch_size", 1),
+             ("linear_eval.image_size", 8), ("pretrain.augment.source_size", 1))
+_OPTIONAL_AT_LEAST = (("pretrain.subset_size", 1), ("linear_eval.train_subset", 1))
+
+
+def field(config, path: str):
+  for key in path.split("."):
+    config = config[key]
+  return config
+
+
+def check_values(config) -> None:
+  """Numbers in range: sizes and counts positive, the learning rate finite and not negative."""
+  pretraining = config.task.name != RANDOM_INIT
+  for path, least in _AT_LEAST + _OPTIONAL_AT_LEAST:
+    value = field(config, path)
+    if value is None or (not pretraining and path.startswith(("pretrain.", "checkpoint."))):
+      continue
+    if not isinstance(value, int) or value < least:
+      raise ConfigError(f"{path}={value!r} must be an integer of at least {least}; "
+                        f"set --config.{path}=<{least} or more>.")
+  lr = config.optim.lr
+  if pretraining and not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr >= 0):
+    raise ConfigError(f"optim.lr={lr!r} must be a finite number >= 0 (e.g. 1e-3).")
+  if not config.linear_eval.datasets:
+    raise ConfigError("linear_eval.datasets is empty; name at least one labelled dataset, e.g. "
+                      "--config.linear_eval.datasets=\"('sslflax_sample/fashion',)\".")
+
+
+def check_names(config, num_devices: int):
+  """Build the task, backbone, optimiser, augmentation and probe taps once; returns the task."""
+  from sslflax.evaluate.linear import resolve_taps
+  from sslflax.train.loop import check_config, task_from_config
+  from sslflax.train.optim import make_optimizer
+  try:
+    resolve_taps(config.linear_eval.taps)
+    if config.task.name == RANDOM_INIT:
+      from sslflax.train.loop import backbone_from_config
+      backbone_from_config(config)
+      return None
+    task = task_from_config(config)
+    make_optimizer(config.optim, config.pretrain.steps, 1)
+    check_config(config, task, num_devices)
+  except ConfigError:
+    raise
+  except (ValueError, TypeError) as e:  # the builders' own messages name the value and choices
+    raise ConfigError(str(e)) from e
+  return task
+
+
+def check_datasets(config, task) -> None:
+  """Every dataset the run reads exists, is prepared (or builds locally), has the split, the
+  labels and the colour it needs, and holds the subset asked of it."""
+  from sslflax import data as data_lib
+  from sslflax.data.pipeline import base_split, check_split, split_size
+  pc, le = config.pretrain, config.linear_eval
+  if task is not None and not config.eval_only:
+    builder = data_lib.get_builder(pc.dataset, pc.data_dir)
+    check_split(builder, pc.split)
+    if task.needs_labels:
+      data_lib.num_classes(builder)
+    if task.needs_color and builder.info.features["image"].shape[-1] == 1:
+      raise DatasetError(f"task {task.name!r} learns colour, but {pc.dataset!r} is grayscale; "
+                         f"pretrain it on colour images (e.g. sslflax_sample/photos).")
+    _check_subset(pc.dataset, pc.subset_size, split_size(builder, base_split(pc.split)),
+                  "pretrain.subset_size")
+  for dataset in le.datasets:
+    builder = data_lib.get_builder(dataset, pc.data_dir)
+    data_lib.num_classes(builder)
+    for split in (le.train_split, le.test_split):
+      check_split(builder, split)
+    _check_subset(dataset, le.train_subset, split_size(builder, base_split(le.train_split)),
+                  "linear_eval.train_subset")
+
+
+def _check_subset(dataset: str, asked: int | None, available: int | None, path: str) -> None:
+  if asked is not None and available is not None and asked > available:
+    raise DatasetError(f"{path}={asked} but {dataset!r} has {available} images in that split; "
+                       f"ask for at most {available}.")
+
+
+def check_workdir(workdir: str) -> None:
+  """The workdir is a directory this process can create and write in."""
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise WorkdirError(f"--workdir={workdir} is a file, not a directory; choose another path.")
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    with tempfile.TemporaryFile(dir=workdir):
+      pass
+  except OSError as e:
+    raise WorkdirError(f"cannot write in --workdir={workdir} ({e.strerror}); choose a "
+                       f"directory you can write to.") from e
+
+
+def check_run(config, workdir: str, num_devices: int) -> None:
+  """All of the above, cheapest first."""
+  check_values(config)
+  task = check_names(config, num_devices)
+  check_workdir(workdir)
+  check_datasets(config, task)
