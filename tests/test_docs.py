@@ -44,6 +44,23 @@ def test_readme_is_short_and_every_path_it_names_exists():
   assert not missing, f"README.md names missing paths: {missing}"
 
 
+@pytest.mark.parametrize("page", ["README.md", "docs/results.md", "docs/benchmarks.md",
+                                  "docs/design.md", "docs/development.md",
+                                  "docs/augmentation.md", "docs/data.md"])
+def test_commands_in_the_readme_and_docs_name_real_modules_and_files(page):
+  """Every `python -m MODULE`, `python SCRIPT` and repository path a page names exists."""
+  import importlib.util
+  import pathlib
+  root = pathlib.Path(__file__).resolve().parents[1]
+  text = (root / page).read_text()
+  modules = set(re.findall(r"python -m (sslflax[\w.]*)", text))
+  assert all(importlib.util.find_spec(m) for m in modules), modules
+  named = set(re.findall(r"(?:configs|launch|docs|colab|results|sslflax|tests)/[\w./-]*\w", text))
+  named = {n for n in named if "<" not in n and "{" not in n and "*" not in n}
+  missing = sorted(n for n in named if not (root / n).exists())
+  assert not missing, f"{page} names missing paths: {missing}"
+
+
 def test_console_entry_points_name_functions_that_exist():
   """pyproject's sslflax-train and sslflax-study point at real functions, and every runtime
   package pinned in requirements.txt is declared in pyproject (so `pip install .` works)."""
