@@ -179,3 +179,23 @@ def test_unknown_name_bad_split_and_oversized_subset_are_clear_errors(tmp_path):
   with pytest.raises(DatasetError, match="at most 3000"):
     make_dataset(data.SAMPLE_DOWNSTREAM, "train", image_size=32, batch_size=4, train=False,
                  subset_size=5000)
+
+
+def test_subsets_are_class_balanced_on_a_multi_shard_dataset(tmp_path):
+  """Records sorted by class over 4 shards: a subset chosen by position in one read order and
+  filtered in another (the old bug) comes out unbalanced; chosen by identity, it is exact."""
+  rng = np.random.default_rng(0)
+  for cls in "abcd":
+    os.makedirs(tmp_path / "pets" / cls)
+    for i in range(40):
+      Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(
+          tmp_path / "pets" / cls / f"{i:03d}.png")
+  builder = data.folder.folder_builder(str(tmp_path / "pets"), str(tmp_path / "tfds"))
+  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(num_shards=4))
+  assert builder.info.splits["train"].num_shards == 4
+  for size, seed in ((40, 0), (40, 1), (100, 0)):
+    ds = make_dataset(str(tmp_path / "pets"), "train", image_size=16, batch_size=64, train=False,
+                      subset_size=size, seed=seed, data_dir=str(tmp_path / "tfds"))
+    labels = np.concatenate([b["label"] for b in ds.as_numpy_iterator()])
+    assert len(labels) == size
+    assert np.bincount(labels, minlength=4).tolist() == [size // 4] * 4

@@ -6,6 +6,7 @@ Only decoding, resizing, cropping, shuffling and batching happen on the host
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import time
@@ -147,14 +148,41 @@ def balanced_subset_indices(labels: np.ndarray | None, size: int, seed: int) -> 
   return np.sort(np.concatenate([m[:q] for m, q in zip(members, quota)]))
 
 
-def _labels_of(builder: tfds.core.DatasetBuilder, split: str) -> np.ndarray | None:
-  """Every label of a split in record order (images are not decoded)."""
-  if "label" not in builder.info.features:
-    return None
+def _ids_and_labels(builder: tfds.core.DatasetBuilder,
+                    split: str) -> tuple[np.ndarray, np.ndarray | None]:
+  """Every record's stable identity (`tfds_id`: shard file and position) and label, in one
+  read with the images left encoded. The subset is chosen on these and selected by identity,
+  so it does not depend on the order in which a later read interleaves the shards."""
+  has_label = "label" in builder.info.features
   ds = builder.as_dataset(split=split, shuffle_files=False,
+                          read_config=tfds.ReadConfig(add_tfds_id=True),
                           decoders={"image": tfds.decode.SkipDecoding()})
-  return np.fromiter((int(x) for x in ds.map(lambda ex: ex["label"]).as_numpy_iterator()),
-                     np.int64)
+  ds = ds.map(lambda ex: (ex["tfds_id"], ex["label"] if has_label else tf.constant(-1, tf.int64)))
+  ids, labels = [], []
+  for record_id, label in ds.as_numpy_iterator():
+    ids.append(record_id)
+    labels.append(label)
+  return np.array(ids, dtype=object), np.array(labels, np.int64) if has_label else None
+
+
+def _subset_dataset(builder: tfds.core.DatasetBuilder, split: str, size: int, seed: int,
+                    read: tfds.ReadConfig) -> tf.data.Dataset:
+  """The records of a seeded (class-balanced) subset, decoded only after the selection."""
+  ids, labels = _ids_and_labels(builder, split)
+  chosen = ids[balanced_subset_indices(labels, size, seed)]
+  keep = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
+      tf.constant(list(chosen), tf.string), tf.ones(len(chosen), tf.int64)), default_value=0)
+  read = dataclasses.replace(read, add_tfds_id=True)
+  ds = builder.as_dataset(split=split, shuffle_files=False, read_config=read,
+                          decoders={"image": tfds.decode.SkipDecoding()})
+  ds = ds.filter(lambda ex: keep.lookup(ex["tfds_id"]) > 0)
+  image_feature = builder.info.features["image"]
+  def decode(ex):
+    ex = dict(ex)
+    del ex["tfds_id"]
+    ex["image"] = image_feature.decode_example(ex["image"])
+    return ex
+  return ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def preprocess(image: tf.Tensor, size: int, train: bool, seed: tf.Tensor | None = None) -> tf.Tensor:
@@ -193,17 +221,7 @@ def make_dataset(name: str, split: str, *, image_size: int, batch_size: int, tra
     num_classes(builder)
   read = tfds.ReadConfig(shuffle_seed=seed, interleave_cycle_length=1)  # deterministic order
   if subset_size is not None:
-    indices = balanced_subset_indices(_labels_of(builder, split), subset_size, seed)
-    ds = builder.as_dataset(split=split, shuffle_files=False, read_config=read)
-    keep = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
-        tf.constant(indices, tf.int64), tf.ones(len(indices), tf.int64)), default_value=0)
-    def in_subset(index, example):
-      del example
-      return keep.lookup(index) > 0
-    def drop_index(index, example):
-      del index
-      return example
-    ds = ds.enumerate().filter(in_subset).map(drop_index)
+    ds = _subset_dataset(builder, split, subset_size, seed, read)
     ds = ds.shard(host_count, host_id)
   else:
     host_split = tfds.even_splits(split, n=host_count)[host_id] if host_count > 1 else split
