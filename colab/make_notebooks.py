@@ -98,7 +98,7 @@ show(inputs, [f"label {int(t)}: {90 * int(t)}°" for t in targets], rows=2)""",
     """md:## Jigsaw puzzle (Noroozi & Favaro 2016)
 A 3x3 grid of tiles, each cut at a random place inside its cell (gaps stop the network from
 matching edges), shuffled by one of 1000 maximally different permutations; the label is the
-permutation's index. Some tiles turn gray and colours jitter, against chromatic shortcuts.""",
+permutation's index. Some tiles turn gray and each colour channel shifts by up to 2 px, against chromatic shortcuts.""",
     """task = make_task("jigsaw", backbone)
 tiles, index = task.make_batch(rng, images[:1], None)
 permutations = jnp.asarray(T.load_permutations())

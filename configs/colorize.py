@@ -6,6 +6,9 @@ from configs.common import get_base_config
 def get_config(arg: str | None = None):
   config = get_base_config("colorization", arg)
   config.task.options.rebalance_lambda = 0.5
+  # The rebalancing prior: measured on the pretraining data ('data', cached beside it, as Zhang
+  # et al. measured ImageNet's), 'shipped' (the embedded photos'), or a path to a .npy.
+  config.task.options.prior = "data"
   if not config.variant.startswith("paper"):
     # Colour needs a colour source and the pool is grayscale: the 6 embedded photos, as an
     # augmented stream of new views at every step (crops down to 1e-3 of a photo's area).

@@ -87,6 +87,7 @@ def get_base_config(experiment: str, variant: str | None) -> ml_collections.Conf
   c.linear_eval.test_split = "test"
   c.linear_eval.image_size = 64  # as pretraining; at 32 px rotation gained half as much
   c.linear_eval.image_size_per_dataset = ()  # ((dataset, size), ...) where it differs
+  c.linear_eval.splits_per_dataset = ()  # ((dataset, train split, test split), ...) where they differ
   c.linear_eval.taps = ("all",)  # conv1..conv5 in one pass; ('conv3',) for the seed's tap
   c.linear_eval.epochs = 30
   c.linear_eval.batch_size = 256
@@ -94,6 +95,7 @@ def get_base_config(experiment: str, variant: str | None) -> ml_collections.Conf
   c.linear_eval.decay_per_epoch = 0.98
   c.linear_eval.weight_decay = 5e-4
   c.linear_eval.train_subset = ml_collections.FieldReference(None, field_type=int)
+  c.linear_eval.input = "task"  # 'task': the task's own probe input (colorization: lightness); 'rgb'
   c.linear_eval.compare_random = True  # probe random init beside the result (same data, probe, seed)
 
   if variant == "smoke":
@@ -123,6 +125,11 @@ def get_base_config(experiment: str, variant: str | None) -> ml_collections.Conf
     c.linear_eval.datasets = ("cifar10", "svhn_cropped", "oxford_flowers102")
     c.linear_eval.image_size = 64  # the seed resized CIFAR/SVHN to 64 and kept Flowers at 224
     c.linear_eval.image_size_per_dataset = (("oxford_flowers102", 224),)
+    # The seed trained Flowers on 6,552 images and tested on 818 (an 80/10 split of all 8,189).
+    # TFDS's train (1,020) is 10 per class; its larger split is test (6,149). The nearest with
+    # TFDS's splits: train on train+test (7,169), test on validation (1,020).
+    c.linear_eval.splits_per_dataset = (("oxford_flowers102", "train+test", "validation"),)
+    c.linear_eval.weight_decay = 0.0  # the seed's probe had none
     c.linear_eval.taps = ("conv3",)  # the seed's protocol
     c.linear_eval.epochs = 50
     c.linear_eval.batch_size = 512

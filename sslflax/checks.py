@@ -42,6 +42,9 @@ def check_values(config) -> None:
   lr = config.optim.lr
   if pretraining and not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr >= 0):
     raise ConfigError(f"optim.lr={lr!r} must be a finite number >= 0 (e.g. 1e-3).")
+  if config.linear_eval.input not in ("task", "rgb"):
+    raise ConfigError(f"linear_eval.input={config.linear_eval.input!r}: choose 'task' (the "
+                      f"task's own probe input, e.g. colorization's lightness) or 'rgb'.")
   if not config.linear_eval.datasets:
     raise ConfigError("linear_eval.datasets is empty; name at least one labelled dataset, e.g. "
                       "--config.linear_eval.datasets=\"('sslflax_sample/fashion',)\".")
@@ -72,7 +75,8 @@ def check_datasets(config, task) -> None:
   """Every dataset the run reads exists, is prepared (or builds locally), has the split, the
   labels and the colour it needs, and holds the subset asked of it."""
   from sslflax import data as data_lib
-  from sslflax.data.pipeline import base_split, check_split, split_size
+  from sslflax.data.pipeline import check_split, split_size
+  from sslflax.evaluate.linear import probe_splits
   pc, le = config.pretrain, config.linear_eval
   if task is not None and not config.eval_only:
     builder = data_lib.get_builder(pc.dataset, pc.data_dir)
@@ -82,14 +86,15 @@ def check_datasets(config, task) -> None:
     if task.needs_color and builder.info.features["image"].shape[-1] == 1:
       raise DatasetError(f"task {task.name!r} learns colour, but {pc.dataset!r} is grayscale; "
                          f"pretrain it on colour images (e.g. sslflax_sample/photos).")
-    _check_subset(pc.dataset, pc.subset_size, split_size(builder, base_split(pc.split)),
+    _check_subset(pc.dataset, pc.subset_size, split_size(builder, pc.split),
                   "pretrain.subset_size")
   for dataset in le.datasets:
     builder = data_lib.get_builder(dataset, pc.data_dir)
     data_lib.num_classes(builder)
-    for split in (le.train_split, le.test_split):
+    train_split, test_split = probe_splits(le, dataset)
+    for split in (train_split, test_split):
       check_split(builder, split)
-    _check_subset(dataset, le.train_subset, split_size(builder, base_split(le.train_split)),
+    _check_subset(dataset, le.train_subset, split_size(builder, train_split),
                   "linear_eval.train_subset")
 
 

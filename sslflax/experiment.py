@@ -10,11 +10,12 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 
 from sslflax import checks
 from sslflax.errors import CheckpointError
 from sslflax.evaluate import stats
-from sslflax.evaluate.linear import linear_eval, resolve_taps
+from sslflax.evaluate.linear import linear_eval, probe_splits, resolve_taps
 from sslflax.train import checkpoint as ckpt_lib
 from sslflax.train.loop import (backbone_from_config, check_config, data_mesh, init_state, pretrain,
                                 task_from_config)
@@ -49,11 +50,20 @@ def random_backbone(config) -> dict[str, Any]:
 
 def format_tables(results: dict[str, Any]) -> str:
   """The console's result: per dataset, every probed tap beside random init, with SEs."""
-  split = results["config"]["linear_eval"]["test_split"]
+  le = ml_collections.ConfigDict(results["config"]["linear_eval"])
   return "\n\n".join(
-      stats.format_comparison(results["experiment"], dataset, split, results["test_images"][dataset],
-                              rows)
+      stats.format_comparison(results["experiment"], dataset, probe_splits(le, dataset)[1],
+                              results["test_images"][dataset], rows)
       for dataset, rows in results["comparison"].items())
+
+
+def probe_input(config) -> tuple[str, Any]:
+  """(name, transform) of what the probes feed the backbones: the task's own probe input
+  (linear_eval.input='task'; colorization: lightness) or the RGB images ('rgb')."""
+  if config.linear_eval.input == "rgb" or config.task.name == RANDOM_INIT:
+    return "rgb", None
+  fn = task_from_config(config).probe_input
+  return (fn.__name__, fn) if fn is not None else ("rgb", None)
 
 
 def plan(config, workdir: str) -> str:
@@ -94,7 +104,9 @@ def run(config, workdir: str, *, print_fn=print) -> dict[str, Any]:
   if config.task.name != RANDOM_INIT and config.linear_eval.compare_random:
     models[RANDOM_INIT] = random_backbone(config)  # the same data, probe and seed
   backbone = backbone_from_config(config).clone(num_fc=0)
-  accuracy, test_images = linear_eval(backbone, models, config, mesh, print_fn=print_fn)
+  input_name, input_fn = probe_input(config)
+  accuracy, test_images = linear_eval(backbone, models, config, mesh, print_fn=print_fn,
+                                      input_fn=input_fn)
   baseline = accuracy.get(RANDOM_INIT) if config.task.name != RANDOM_INIT else None
   mine = accuracy[config.experiment]
   results = {
@@ -106,6 +118,7 @@ def run(config, workdir: str, *, print_fn=print) -> dict[str, Any]:
       "linear_eval": mine,
       "random_init": baseline,
       "test_images": test_images,
+      "probe_input": input_name,
       "comparison": {dataset: stats.comparison(top1, baseline and baseline[dataset],
                                                test_images[dataset])
                      for dataset, top1 in mine.items()},

@@ -199,3 +199,13 @@ def test_subsets_are_class_balanced_on_a_multi_shard_dataset(tmp_path):
     labels = np.concatenate([b["label"] for b in ds.as_numpy_iterator()])
     assert len(labels) == size
     assert np.bincount(labels, minlength=4).tolist() == [size // 4] * 4
+
+
+def test_subsets_of_an_unlabelled_folder(tmp_path):
+  os.makedirs(tmp_path / "flat")
+  for i, crop in enumerate(photo_crops(10, 16, seed=6)):
+    Image.fromarray(crop).save(tmp_path / "flat" / f"{i}.png")
+  ds = make_dataset(str(tmp_path / "flat"), "train", image_size=16, batch_size=16, train=False,
+                    subset_size=4, need_labels=False, data_dir=str(tmp_path / "tfds"))
+  images = np.concatenate([b["image"] for b in ds.as_numpy_iterator()])
+  assert len(images) == 4 and len({im.tobytes() for im in images}) == 4

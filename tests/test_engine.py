@@ -31,6 +31,7 @@ def test_smoke_experiment_end_to_end_on_the_embedded_sample(name, tmp_path):
   assert 0.0 <= top1 <= 1.0 and top1 == results["linear_eval"]["sslflax_sample/fashion"]["conv3"]
   assert top1 > 0.2  # 10 classes: even random conv features beat chance (0.1) clearly
   assert on_disk["experiment"] == config.experiment
+  assert on_disk["probe_input"] == ("lightness" if name == "colorize" else "rgb")
   # Every result stands beside random init on the same data and probe, with its SE.
   n = on_disk["test_images"]["sslflax_sample/fashion"]
   assert n == 5000

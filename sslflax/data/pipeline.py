@@ -99,18 +99,19 @@ def base_split(split: str) -> str:
 
 
 def check_split(builder: tfds.core.DatasetBuilder, split: str) -> None:
+  """Every part of a split expression ('train', 'train+test', 'train[:10%]') exists."""
   splits = sorted(builder.info.splits.keys())
   # A prepared dataset always lists its splits; only tfds.testing.mock_data leaves them unknown.
-  if splits and base_split(split) not in splits:
+  if splits and any(base_split(part) not in splits for part in split.split("+")):
     raise DatasetError(f"dataset {builder.info.full_name!r} has no split {split!r}; "
                        f"its splits are {splits}.")
 
 
 def split_size(builder: tfds.core.DatasetBuilder, split: str) -> int | None:
-  """Number of examples in a split, None where TFDS does not know it (mocked datasets)."""
+  """Number of examples in a split expression, None where TFDS does not know it (mocks)."""
   try:
     size = builder.info.splits[split].num_examples
-  except KeyError:
+  except (KeyError, ValueError):
     return None
   return size if isinstance(size, int) else None
 
@@ -123,13 +124,14 @@ def num_classes(builder: tfds.core.DatasetBuilder) -> int:
   return label.num_classes
 
 
-def balanced_subset_indices(labels: np.ndarray | None, size: int, seed: int) -> np.ndarray:
+def balanced_subset_indices(labels: np.ndarray | None, size: int, seed: int,
+                            total: int | None = None) -> np.ndarray:
   """`size` sorted record indices: the same for a seed on every run and host.
 
   With labels: as even as possible across classes (the remainder goes to
-  classes picked at random). Without: a uniform random subset.
+  classes picked at random). Without (labels None, `total` records): a uniform random subset.
   """
-  total = len(labels) if labels is not None else 0
+  total = len(labels) if labels is not None else total or 0
   if size > total:
     raise DatasetError(f"subset of {size} asked from a split of {total} images; "
                        f"ask for at most {total}.")
@@ -169,7 +171,7 @@ def _subset_dataset(builder: tfds.core.DatasetBuilder, split: str, size: int, se
                     read: tfds.ReadConfig) -> tf.data.Dataset:
   """The records of a seeded (class-balanced) subset, decoded only after the selection."""
   ids, labels = _ids_and_labels(builder, split)
-  chosen = ids[balanced_subset_indices(labels, size, seed)]
+  chosen = ids[balanced_subset_indices(labels, size, seed, total=len(ids))]
   keep = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
       tf.constant(list(chosen), tf.string), tf.ones(len(chosen), tf.int64)), default_value=0)
   read = dataclasses.replace(read, add_tfds_id=True)
@@ -235,7 +237,7 @@ def make_dataset(name: str, split: str, *, image_size: int, batch_size: int, tra
     return {"image": image, "label": label}
 
   if train:
-    size = subset_size or split_size(builder, base_split(split))
+    size = subset_size or split_size(builder, split)
     ds = ds.cache() if size is not None and size < 50_000 else ds  # small sets: decode once
     ds = ds.shuffle(10_000, seed=seed, reshuffle_each_iteration=True).repeat()
     ds = ds.skip(skip_batches * batch_size)

@@ -22,6 +22,15 @@ from sslflax.models import TAP_NAMES, adaptive_max_pool
 PROBE_POOL = {"conv1": 12, "conv2": 7, "conv3": 5, "conv4": 5, "conv5": 6}
 
 
+def probe_splits(le, dataset: str) -> tuple[str, str]:
+  """(train split, test split) of a probe dataset: linear_eval.splits_per_dataset where it
+  names the dataset, else linear_eval.train_split and test_split."""
+  for name, train, test in le.splits_per_dataset:
+    if name == dataset:
+      return train, test
+  return le.train_split, le.test_split
+
+
 def resolve_taps(taps) -> tuple[str, ...]:
   taps = tuple(taps)
   if taps == ("all",):
@@ -32,17 +41,23 @@ def resolve_taps(taps) -> tuple[str, ...]:
   return taps
 
 
-def tap_features(backbone, variables, images: jax.Array, taps: tuple[str, ...]) -> dict[str, jax.Array]:
-  """Frozen forward pass: each tap max-pooled to its probe size and flattened."""
+def tap_features(backbone, variables, images: jax.Array, taps: tuple[str, ...],
+                 input_fn=None) -> dict[str, jax.Array]:
+  """Frozen forward pass (on input_fn(images) when given): each tap max-pooled to its probe
+  size and flattened."""
+  if input_fn is not None:
+    images = input_fn(images)
   _, out = backbone.apply(variables, images, train=False)
   return {t: adaptive_max_pool(out[t], (PROBE_POOL[t],) * 2).reshape(images.shape[0], -1)
           for t in taps}
 
 
-def extract(backbone, variables, ds, taps, mesh) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def extract(backbone, variables, ds, taps, mesh, input_fn=None
+            ) -> tuple[dict[str, np.ndarray], np.ndarray]:
   """Features and labels of a whole (finite) dataset; batches padded to one shape, sharded over the mesh."""
   data_sharding = NamedSharding(mesh, P("data"))
-  fn = jax.jit(functools.partial(tap_features, backbone, taps=taps), out_shardings=NamedSharding(mesh, P()))
+  fn = jax.jit(functools.partial(tap_features, backbone, taps=taps, input_fn=input_fn),
+               out_shardings=NamedSharding(mesh, P()))
   feats, labels, batch_size = {t: [] for t in taps}, [], None
   for batch in ds.as_numpy_iterator():
     n = len(batch["label"])
@@ -91,13 +106,14 @@ def train_linear_classifier(x_train: np.ndarray, y_train: np.ndarray, x_test: np
   return float(jnp.mean(predictions == jnp.asarray(y_test)))
 
 
-def linear_eval(backbone, models: dict[str, Any], config, mesh, *, print_fn=print
-                ) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, int]]:
+def linear_eval(backbone, models: dict[str, Any], config, mesh, *, print_fn=print,
+                input_fn=None) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, int]]:
   """Probe each model of `models` ({name: backbone variables}) on every config.linear_eval
   dataset: ({name: {dataset: {tap: top-1 on linear_eval.test_split}}}, {dataset: test images}).
 
-  The models share each dataset's images, the probe's settings and its seed, so their
-  numbers compare (random init beside a pretrained backbone).
+  The models share each dataset's images, the probe's settings, its input transform
+  (`input_fn`, e.g. colorization's lightness) and its seed, so their numbers compare
+  (random init beside a pretrained backbone).
   """
   le = config.linear_eval
   taps = resolve_taps(le.taps)
@@ -111,15 +127,16 @@ def linear_eval(backbone, models: dict[str, Any], config, mesh, *, print_fn=prin
     image_size = dict(le.image_size_per_dataset).get(dataset, le.image_size)
     common = dict(image_size=image_size, batch_size=le.batch_size, train=False,
                   seed=config.seed, data_dir=config.pretrain.data_dir)
-    train_ds = data_lib.make_dataset(dataset, le.train_split, subset_size=le.train_subset, **common)
-    test_ds = data_lib.make_dataset(dataset, le.test_split, **common)
+    train_split, test_split = probe_splits(le, dataset)
+    train_ds = data_lib.make_dataset(dataset, train_split, subset_size=le.train_subset, **common)
+    test_ds = data_lib.make_dataset(dataset, test_split, **common)
     for name, variables in models.items():
       t0 = time.time()
-      x_train, y_train = extract(backbone, variables, train_ds, taps, mesh)
-      x_test, y_test = extract(backbone, variables, test_ds, taps, mesh)
+      x_train, y_train = extract(backbone, variables, train_ds, taps, mesh, input_fn)
+      x_test, y_test = extract(backbone, variables, test_ds, taps, mesh, input_fn)
       seconds = time.time() - t0
-      print_fn(f"[linear eval] {name}: features of {len(y_train)} {le.train_split} + "
-               f"{len(y_test)} {le.test_split} images of {dataset} in {seconds:.0f} s "
+      print_fn(f"[linear eval] {name}: features of {len(y_train)} {train_split} + "
+               f"{len(y_test)} {test_split} images of {dataset} in {seconds:.0f} s "
                f"({(len(y_train) + len(y_test)) / max(seconds, 1e-9):,.0f} img/s)", flush=True)
       test_images[dataset] = len(y_test)
       results[name][dataset] = {}

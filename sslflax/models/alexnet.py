@@ -64,13 +64,14 @@ class AlexNetBN(nn.Module):
   num_fc: int = 2          # fc6, fc7; 0 gives a conv-only trunk
   pool_size: int = 6       # adaptive pool before fc6, so any input size fits
   dropout: float = 0.5
+  conv1_stride: int = 4    # jigsaw pretrains its small tiles at 2 (Noroozi); probes use 4
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> tuple[jax.Array, dict[str, jax.Array]]:
     norm = lambda name: nn.BatchNorm(use_running_average=not train, momentum=0.9, name=name,
                                      dtype=self.dtype)
-    specs = [(11, 4, 2), (5, 1, 2), (3, 1, 1), (3, 1, 1), (3, 1, 1)]  # kernel, stride, padding
+    specs = [(11, self.conv1_stride, 2), (5, 1, 2), (3, 1, 1), (3, 1, 1), (3, 1, 1)]  # kernel, stride, padding
     if x.dtype == jnp.uint8:
       x = standardize(to_float(x))
     x = x.astype(self.dtype)

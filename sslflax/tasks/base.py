@@ -38,6 +38,9 @@ class Task:
   loss: LossFn
   needs_labels: bool = False
   needs_color: bool = False  # learns from colour: a grayscale pretraining set is an error
+  # What the probes feed the backbone, from uint8 RGB (None: the images as they are); the
+  # linear evaluation uses it for every model it compares, random init included.
+  probe_input: Callable[[jax.Array], jax.Array] | None = None
   min_image_size: int = 1  # smallest square input side the task can work with
 
 

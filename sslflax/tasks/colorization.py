@@ -30,6 +30,12 @@ def lightness_to_input(lightness: jax.Array) -> jax.Array:
   return standardize(jnp.repeat(lightness / 100.0, 3, axis=-1))
 
 
+def lightness(images: jax.Array) -> jax.Array:
+  """uint8 RGB (B, H, W, 3) -> the backbone's input during colorization training (L as a
+  standardised gray image): colorization is probed on what it saw, as Zhang et al. evaluate."""
+  return lightness_to_input(rgb_to_lightness(images))
+
+
 def make_colorization_batch(rng: jax.Array, images: jax.Array, bin_weights: jax.Array,
                             labels: jax.Array | None = None, k: int = 5, sigma: float = 5.0):
   """inputs: L (B, H, W, 1) in [0, 100]; targets at 1/4 resolution (h, w):
@@ -90,4 +96,4 @@ def build(backbone: nn.Module, prior=None, rebalance_lambda: float = 0.5, k: int
     return make_colorization_batch(rng, images, bin_weights, labels, k, sigma)
   model = ColorizationNet(backbone.clone(num_fc=0), NUM_BINS, decoder_width)
   return Task("colorization", make_batch, model, colorization_loss, needs_color=True,
-              min_image_size=OUTPUT_STRIDE)
+              probe_input=lightness, min_image_size=OUTPUT_STRIDE)

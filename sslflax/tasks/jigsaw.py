@@ -1,4 +1,11 @@
-"""Jigsaw puzzles (Noroozi & Favaro 2016): which permutation shuffled the 3x3 tiles."""
+"""Jigsaw puzzles (Noroozi & Favaro 2016): which permutation shuffled the 3x3 tiles.
+
+Guards against shortcuts, as in the paper and the seed: random gaps between tiles, grayscale
+images (30%), each colour channel of each tile shifted in space by up to 2 px (chromatic
+aberration), and each tile normalised per channel. The shared trunk runs conv1 at stride 2 on
+the small tiles, as Noroozi trained it; the weights are the same at any stride, and the probes
+(like the paper's transfer) use the backbone's stride 4.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +14,8 @@ import jax
 import jax.numpy as jnp
 
 from sslflax.tasks.base import Task, classification_loss, register
-from sslflax.transforms.color import channel_jitter, quantize, random_grayscale, to_float
-from sslflax.transforms.geometry import random_tile_grid
+from sslflax.transforms.color import quantize, random_grayscale, to_float
+from sslflax.transforms.geometry import random_channel_shift, random_tile_grid
 from sslflax.transforms.normalize import normalize_per_tile
 from sslflax.transforms.permutations import apply_permutation, load_permutations
 
@@ -30,21 +37,23 @@ def min_image_size(grid: int = 3, tile: int | None = None) -> int:
 
 def make_jigsaw_batch(rng: jax.Array, images: jax.Array, permutations: jax.Array,
                       grid: int = 3, tile: int | None = None, grayscale_prob: float = 0.3,
-                      jitter: float = 0.1):
+                      channel_shift: int = 2):
   """inputs: shuffled uint8 tiles (B, grid^2, t, t, 3); targets: permutation index (B,).
 
   Random per image: the crop of each tile inside its cell (gaps), grayscale
-  (prob. grayscale_prob), channel jitter, and the permutation drawn from
-  `permutations`. JigsawNet normalises each tile (mean/std) as its first step.
+  (prob. grayscale_prob), a spatial shift of each channel of each tile by up to
+  `channel_shift` px, and the permutation drawn from `permutations`. JigsawNet
+  normalises each tile per channel as its first step.
   """
-  k_gray, k_jit, k_tiles, k_perm = jax.random.split(rng, 4)
+  k_gray, k_shift, k_tiles, k_perm = jax.random.split(rng, 4)
   tile = default_tile_size(images.shape[1], grid) if tile is None else tile
   b, n = images.shape[0], grid * grid
   tiles = random_tile_grid(k_tiles, images, grid, tile)
-  # Colour changes per image, applied to its tiles laid side by side (fewer pixels than the image).
+  # Grayscale per image, applied to its tiles laid side by side (fewer pixels than the image).
   strip = to_float(tiles.reshape(b, n * tile, tile, tiles.shape[-1]))
-  strip = channel_jitter(k_jit, random_grayscale(k_gray, strip, grayscale_prob), jitter)
-  tiles = quantize(strip).reshape(tiles.shape)
+  tiles = quantize(random_grayscale(k_gray, strip, grayscale_prob)).reshape(tiles.shape)
+  tiles = random_channel_shift(k_shift, tiles.reshape((b * n,) + tiles.shape[2:]), channel_shift)
+  tiles = tiles.reshape(b, n, tile, tile, -1)
   index = jax.random.randint(k_perm, (b,), 0, permutations.shape[0])
   return apply_permutation(tiles, permutations[index]), index
 
@@ -60,7 +69,7 @@ class JigsawNet(nn.Module):
   @nn.compact
   def __call__(self, tiles: jax.Array, train: bool = False) -> jax.Array:
     b, n = tiles.shape[:2]
-    tiles = normalize_per_tile(to_float(tiles))  # hides brightness/contrast shared by neighbours
+    tiles = normalize_per_tile(to_float(tiles))  # hides brightness, contrast, colour cast
     _, taps = self.backbone(tiles.reshape((b * n,) + tiles.shape[2:]), train)
     x = nn.Dense(self.tile_features, name="tile_fc")(taps["pool5"])
     x = nn.relu(x).reshape(b, n * self.tile_features)
@@ -73,17 +82,20 @@ class JigsawNet(nn.Module):
 @register("jigsaw")
 def build(backbone: nn.Module, num_permutations: int = 1000, grid: int = 3,
           tile: int | None = None, tile_features: int = 1024, hidden: int = 4096,
-          grayscale_prob: float = 0.3, jitter: float = 0.1) -> Task:
+          grayscale_prob: float = 0.3, channel_shift: int = 2, conv1_stride: int = 2) -> Task:
   """Jigsaw task: `num_permutations` classes from the max-Hamming set of grid^2 tiles.
 
   `tile`: tile side in pixels (None: the largest that leaves gaps in a grid cell);
   `tile_features`/`hidden`: the per-tile fc and the joint fc widths; `grayscale_prob`,
-  `jitter`: chance of a grayscale image and the per-channel shift, against colour shortcuts.
+  `channel_shift`: chance of a grayscale image and the largest per-channel shift in pixels;
+  `conv1_stride`: the trunk's conv1 stride on tiles during pretraining.
   """
   permutations = jnp.asarray(load_permutations(num_permutations, grid * grid))
   def make_batch(rng, images, labels=None):
     del labels
-    return make_jigsaw_batch(rng, images, permutations, grid, tile, grayscale_prob, jitter)
-  model = JigsawNet(backbone.clone(num_fc=0), num_permutations, tile_features, hidden)
+    return make_jigsaw_batch(rng, images, permutations, grid, tile, grayscale_prob,
+                             channel_shift)
+  trunk = backbone.clone(num_fc=0, conv1_stride=conv1_stride)
+  model = JigsawNet(trunk, num_permutations, tile_features, hidden)
   return Task("jigsaw", make_batch, model, classification_loss,
               min_image_size=min_image_size(grid, tile))

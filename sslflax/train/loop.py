@@ -42,8 +42,15 @@ def backbone_from_config(config):
                        pool_size=m.pool_size, dropout=m.dropout)
 
 
-def task_from_config(config) -> Task:
-  return make_task(config.task.name, backbone_from_config(config), **config.task.options.to_dict())
+def task_from_config(config, measure_prior: bool = False) -> Task:
+  """The config's task on its backbone. A prior option (colorization) is measured on the
+  pretraining data only with `measure_prior`; otherwise the shipped one stands in, which
+  gives the same shapes (enough to check a config or restore a checkpoint)."""
+  options = config.task.options.to_dict()
+  if "prior" in options:
+    from sslflax.data.priors import resolve_prior
+    options["prior"] = resolve_prior(config) if measure_prior else None
+  return make_task(config.task.name, backbone_from_config(config), **options)
 
 
 def augment_spec(config) -> AugmentSpec | None:
@@ -159,7 +166,7 @@ def pretrain(config, workdir: str, *, print_fn=print) -> dict[str, Any]:
   step and data position) and ends in the same state as an uninterrupted run.
   """
   mesh = data_mesh()
-  task = task_from_config(config)
+  task = task_from_config(config, measure_prior=True)
   check_config(config, task, jax.device_count())
   pc = config.pretrain
   builder = data_lib.get_builder(pc.dataset, pc.data_dir)

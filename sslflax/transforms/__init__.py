@@ -22,7 +22,8 @@ from sslflax.transforms.colorbins import (
 from sslflax.transforms.geometry import (
     DOWNSAMPLE_METHODS, all_rotations, center_crop, crop_at, downsample_by_2,
     downsample_random_filter, quadrant_tiles, random_crop, random_crop_offsets,
-    random_resized_crop, random_tile_grid, resize, rotate90, tile_grid, untile_grid)
+    random_channel_shift, random_resized_crop, random_tile_grid, resize, rotate90, tile_grid,
+    untile_grid)
 from sslflax.transforms.masks import (
     boundary_band, central_square_mask, fill_masked, random_block_mask)
 from sslflax.transforms.normalize import normalize_per_tile, standardize

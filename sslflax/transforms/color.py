@@ -178,10 +178,9 @@ def color_jitter(rng: jax.Array, images: jax.Array, brightness: float = 0.4,
 
 
 def channel_jitter(rng: jax.Array, images: jax.Array, max_shift: float = 0.1) -> jax.Array:
-  """Shift each colour channel of each image by its own uniform offset in [-max_shift, max_shift].
-
-  Breaks the chromatic cues (e.g. lens aberration) a network can use to solve
-  a spatial pretext task without learning about objects.
+  """Shift each colour channel of each image by its own uniform intensity offset in
+  [-max_shift, max_shift] (a colour cast). It does not hide chromatic aberration, which
+  shifts channels in space: `geometry.random_channel_shift` does that.
   """
   images = to_float(images)
   shift = jax.random.uniform(rng, (images.shape[0], 1, 1, images.shape[-1]),

@@ -133,6 +133,26 @@ def random_tile_grid(rng: jax.Array, images: jax.Array, grid: int, tile: int) ->
   return random_crop(rng, flat, (tile, tile)).reshape(b, n, tile, tile, c)
 
 
+def random_channel_shift(rng: jax.Array, images: jax.Array, max_shift: int = 2) -> jax.Array:
+  """Shift each channel of each image by its own integer offset (dy, dx), each uniform in
+  [-max_shift, max_shift], edges repeated: (B, H, W, C) -> the same shape and dtype.
+
+  Noroozi & Favaro's guard against chromatic aberration: a lens shifts colour channels
+  against each other towards the image's borders, which tells a tile's position; independent
+  shifts per tile and channel make that cue useless.
+  """
+  if max_shift <= 0:
+    return images
+  b, h, w, c = images.shape
+  offsets = jax.random.randint(rng, (b, c, 2), 0, 2 * max_shift + 1)
+  padded = jnp.pad(images, ((0, 0), (max_shift, max_shift), (max_shift, max_shift), (0, 0)),
+                   mode="edge")
+  def one_channel(plane, offset):  # plane (H + 2m, W + 2m); offset 0..2m = shift + m
+    return jax.lax.dynamic_slice(plane, (offset[0], offset[1]), (h, w))
+  per_image = jax.vmap(one_channel, in_axes=(2, 0), out_axes=2)
+  return jax.vmap(per_image)(padded, offsets)
+
+
 def quadrant_tiles(images: jax.Array) -> jax.Array:
   """The 2x2 tiles T1..T4 of each image: (B, H, W, C) -> (B, 4, H/2, W/2, C)."""
   return tile_grid(images, 2)

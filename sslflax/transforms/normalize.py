@@ -16,11 +16,12 @@ def standardize(images: jax.Array, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> jax.
 
 
 def normalize_per_tile(tiles: jax.Array, eps: float = 1e-5) -> jax.Array:
-  """Zero mean, unit std over each tile's pixels and channels (tiles: (..., h, w, C)).
+  """Zero mean, unit std over each tile's pixels, per channel (tiles: (..., h, w, C)).
 
-  Jigsaw does this per tile so that low-level statistics shared by neighbouring
-  tiles (brightness, contrast) cannot give away their arrangement.
+  Jigsaw does this per tile so that low-level statistics shared by neighbouring tiles
+  (brightness, contrast, colour cast) cannot give away their arrangement; per channel, as
+  Noroozi & Favaro's code normalises each colour channel of each tile on its own.
   """
-  mean = jnp.mean(tiles, axis=(-3, -2, -1), keepdims=True)
-  std = jnp.std(tiles, axis=(-3, -2, -1), keepdims=True)
+  mean = jnp.mean(tiles, axis=(-3, -2), keepdims=True)
+  std = jnp.std(tiles, axis=(-3, -2), keepdims=True)
   return (tiles - mean) / (std + eps)
