@@ -159,12 +159,15 @@ def _ids_and_labels(builder: tfds.core.DatasetBuilder,
   ds = builder.as_dataset(split=split, shuffle_files=False,
                           read_config=tfds.ReadConfig(add_tfds_id=True),
                           decoders={"image": tfds.decode.SkipDecoding()})
-  ds = ds.map(lambda ex: (ex["tfds_id"], ex["label"] if has_label else tf.constant(-1, tf.int64)))
+  ds = ds.map(lambda ex: (ex["tfds_id"], ex["label"] if has_label else tf.constant(-1, tf.int64)),
+              num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   ids, labels = [], []
-  for record_id, label in ds.as_numpy_iterator():
-    ids.append(record_id)
-    labels.append(label)
-  return np.array(ids, dtype=object), np.array(labels, np.int64) if has_label else None
+  for record_ids, label_batch in ds.batch(8192).as_numpy_iterator():  # few Python steps
+    ids.append(record_ids)
+    labels.append(label_batch)
+  ids_array = np.concatenate(ids) if ids else np.array([], dtype=object)
+  return ids_array, np.concatenate(labels).astype(np.int64) if has_label and labels else (
+      np.zeros(0, np.int64) if has_label else None)
 
 
 def _subset_dataset(builder: tfds.core.DatasetBuilder, split: str, size: int, seed: int,
