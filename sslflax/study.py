@@ -88,6 +88,9 @@ def cell_config(study: ml_collections.ConfigDict, cell: Cell) -> ml_collections.
   config.linear_eval.datasets = tuple(study.downstream)
   config.linear_eval.taps = tuple(study.taps)
   config.linear_eval.compare_random = False  # the study's random cell is the baseline
+  # ... of every cell, so every cell is probed on the same input as that cell: RGB (a single
+  # colorization run probes on lightness beside a random init probed on lightness too).
+  config.linear_eval.input = "rgb"
   if cell.size is None:
     return config
   config.pretrain.subset_size = cell.size or None

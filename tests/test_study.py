@@ -84,6 +84,7 @@ def test_grid_runs_random_init_once_per_seed_and_one_image_per_pretext_task():
   one = study.cell_config(config, Cell("colorize", 1, 0))
   assert one.pretrain.dataset == config.single_image and pathlib.Path(one.pretrain.dataset).is_file()
   assert one.pretrain.subset_size is None
+  assert one.linear_eval.input == "rgb"  # as the random-init cell every cell is compared with
   assert one.pretrain.augment.enabled and one.pretrain.augment.crop_area == (1e-3, 1.0)
   assert one.pretrain.steps == whole.pretrain.steps  # the same compute: only the data differs
   assert Cell("rotation", 0, 0).name == "rotation-all-seed0"
