@@ -7,7 +7,6 @@ import pathlib
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from sslflax import experiment, study
 from sslflax import transforms as T

@@ -12,12 +12,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from sslflax import data as data_lib
 from sslflax.console import format_eta
-from sslflax.errors import ConfigError, DatasetError, UserError, WorkdirError
+from sslflax.errors import ConfigError, DatasetError, UserError
 from sslflax.models import make_backbone
 from sslflax.tasks import Task, make_task
 from sslflax.train import checkpoint as ckpt_lib
