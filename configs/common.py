@@ -16,6 +16,9 @@ import ml_collections
 # Seed paper (REFERENCES.md): Adam learning rates per pretext task at batch 256.
 PAPER_LR = {"rotation": 3e-3, "counting": 1e-4, "jigsaw": 1e-3, "context": 3e-4,
             "colorization": 3e-4, "supervised": 4e-3, "random": 0.0}
+# The seed's ReduceLROnPlateau(factor=0.75) patience per task (its pretrain.py).
+PAPER_PATIENCE = {"rotation": 2, "counting": 3, "jigsaw": 3, "context": 2, "colorization": 3,
+                  "supervised": 3, "random": 3}
 PAPER_SUBSETS = {"paper": 30_000, "paper-30k": 30_000, "paper-60k": 60_000, "paper-120k": 120_000}
 VARIANTS = ("default", "smoke") + tuple(PAPER_SUBSETS)
 
@@ -49,6 +52,10 @@ def get_base_config(experiment: str, variant: str | None) -> ml_collections.Conf
   c.pretrain.batch_size = 64  # global, over all devices and hosts
   c.pretrain.steps = 600
   c.pretrain.data_dir = ml_collections.FieldReference(None, field_type=str)
+  # Host-side crops: shorter side to resize_to (None: image_size), a random image_size crop,
+  # and a horizontal flip with probability 1/2 when flip is set.
+  c.pretrain.resize_to = ml_collections.FieldReference(None, field_type=int)
+  c.pretrain.flip = False
   # Augmented stream (sslflax.transforms.augment, Asano et al. 2020): the host hands
   # source_size images and every step draws new image_size views of them on the device.
   c.pretrain.augment = ml_collections.ConfigDict()
@@ -72,6 +79,8 @@ def get_base_config(experiment: str, variant: str | None) -> ml_collections.Conf
   c.optim.warmup_steps = 20
   c.optim.decay_epochs = (10, 20)
   c.optim.decay_factor = 0.1
+  c.optim.plateau_factor = 0.75  # schedule 'plateau': x this after plateau_patience + 1
+  c.optim.plateau_patience = 3   # epochs without improvement of the epoch's mean loss
   c.optim.momentum = 0.9
   c.optim.weight_decay = 0.0
 
@@ -97,6 +106,12 @@ def get_base_config(experiment: str, variant: str | None) -> ml_collections.Conf
   c.linear_eval.train_subset = ml_collections.FieldReference(None, field_type=int)
   c.linear_eval.input = "task"  # 'task': the task's own probe input (colorization: lightness); 'rgb'
   c.linear_eval.compare_random = True  # probe random init beside the result (same data, probe, seed)
+  # 'probe': linear probes on frozen taps. 'finetune': conv1..conv{freeze_layer} frozen (BN in
+  # inference mode), the layers above and a new linear classifier trained for finetune_epochs
+  # with the probe's lr, decay_per_epoch, batch_size and weight_decay (the seed's protocol).
+  c.linear_eval.mode = "probe"
+  c.linear_eval.freeze_layer = 3
+  c.linear_eval.finetune_epochs = 10  # 3,000 Fashion images: 120 steps, ~20 s a model on 2 CPU cores
 
   if variant == "smoke":
     c.model.widths = (16, 32, 32, 32, 32)
@@ -119,7 +134,15 @@ def get_base_config(experiment: str, variant: str | None) -> ml_collections.Conf
     c.pretrain.batch_size = 256
     c.pretrain.steps = 50 * PAPER_SUBSETS[variant] // 256  # 50 epochs
     c.optim.lr = PAPER_LR[experiment]
-    c.optim.schedule = "constant"  # the seed used reduce-on-plateau x0.75; see README
+    # The seed's ReduceLROnPlateau x0.75 per epoch; it watched the held-out pretext loss,
+    # sslflax the training loss averaged over each epoch (no pretext validation pass).
+    c.optim.schedule = "plateau"
+    c.optim.plateau_factor = 0.75
+    c.optim.plateau_patience = PAPER_PATIENCE[experiment]
+    # The seed's pretraining augmentation: Resize(int(size * 4 / 3.5)), RandomCrop(size),
+    # RandomHorizontalFlip (256 -> 224).
+    c.pretrain.resize_to = int(c.pretrain.image_size * 4 / 3.5)
+    c.pretrain.flip = True
     c.checkpoint.every_steps = 1000
     c.log_every_steps = 100
     c.linear_eval.datasets = ("cifar10", "svhn_cropped", "oxford_flowers102")
@@ -129,9 +152,15 @@ def get_base_config(experiment: str, variant: str | None) -> ml_collections.Conf
     # TFDS's train (1,020) is 10 per class; its larger split is test (6,149). The nearest with
     # TFDS's splits: train on train+test (7,169), test on validation (1,020).
     c.linear_eval.splits_per_dataset = (("oxford_flowers102", "train+test", "validation"),)
-    c.linear_eval.weight_decay = 0.0  # the seed's probe had none
-    c.linear_eval.taps = ("conv3",)  # the seed's protocol
+    c.linear_eval.weight_decay = 0.0  # the seed's had none
+    # The seed's finetune.py (its Figure 5): conv1..conv3 frozen, conv4, conv5, fc6, fc7 and a
+    # new classifier trained, Adam 1e-4 x0.98 per epoch, 50 epochs, batch 512.
+    c.linear_eval.mode = "finetune"
+    c.linear_eval.freeze_layer = 3
+    c.linear_eval.finetune_epochs = 50
+    c.linear_eval.taps = ("conv3",)  # with --config.linear_eval.mode=probe: the paper's text
     c.linear_eval.epochs = 50
     c.linear_eval.batch_size = 512
     c.linear_eval.lr = 1e-4
+    c.linear_eval.decay_per_epoch = 0.98
   return c

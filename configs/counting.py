@@ -9,6 +9,11 @@ def get_config(arg: str | None = None):
   # No dropout: the downsampled image and its 4 tiles would get different dropout masks, and
   # the only counts equal under any masks are all zeros (the collapse, loss = M).
   config.model.dropout = 0.0
+  if config.variant.startswith("paper"):
+    # The seed doubled the input for counting (448 from 512) so that each tile and the
+    # downsampled image are 224 px.
+    config.pretrain.image_size = 448
+    config.pretrain.resize_to = 512
   if config.variant == "default":
     config.pretrain.steps = 500  # 5 forward images per input: about 7 min on a 2-core CPU
     config.optim.lr = 1e-4  # the seed's counting rate (its loss is a squared norm of counts)

@@ -11,4 +11,5 @@ def get_config(arg: str | None = None):
     config.task.options.hidden = 64
   elif config.variant.startswith("paper"):
     config.pretrain.image_size = 225  # 3x3 cells of 75 px, 64-px tiles, as the paper
+    config.pretrain.resize_to = 257  # the seed's 8/7 ratio (256 for 224)
   return config

@@ -19,7 +19,8 @@ RANDOM_INIT = "random"
 _AT_LEAST = (("pretrain.batch_size", 1), ("pretrain.image_size", 1), ("pretrain.steps", 1),
              ("checkpoint.every_steps", 1), ("checkpoint.keep", 1), ("log_every_steps", 1),
              ("linear_eval.epochs", 1), ("linear_eval.batch_size", 1),
-             ("linear_eval.image_size", 8), ("pretrain.augment.source_size", 1))
+             ("linear_eval.image_size", 8), ("pretrain.augment.source_size", 1),
+             ("linear_eval.finetune_epochs", 1), ("optim.plateau_patience", 0))
 _OPTIONAL_AT_LEAST = (("pretrain.subset_size", 1), ("linear_eval.train_subset", 1))
 
 
@@ -45,9 +46,27 @@ def check_values(config) -> None:
   if config.linear_eval.input not in ("task", "rgb"):
     raise ConfigError(f"linear_eval.input={config.linear_eval.input!r}: choose 'task' (the "
                       f"task's own probe input, e.g. colorization's lightness) or 'rgb'.")
+  le = config.linear_eval
+  if le.mode not in ("probe", "finetune"):
+    raise ConfigError(f"linear_eval.mode={le.mode!r}: choose 'probe' (linear probes on frozen "
+                      f"taps) or 'finetune' (train above linear_eval.freeze_layer).")
+  if le.freeze_layer not in range(6) or not isinstance(le.freeze_layer, int):
+    raise ConfigError(f"linear_eval.freeze_layer={le.freeze_layer!r} must be 0..5 (conv1..conv"
+                      f"<that> frozen; 0 fine-tunes everything).")
+  if not 0 < config.optim.plateau_factor <= 1:
+    raise ConfigError(f"optim.plateau_factor={config.optim.plateau_factor!r} must be in (0, 1] "
+                      f"(the seed's is 0.75).")
   if not config.linear_eval.datasets:
     raise ConfigError("linear_eval.datasets is empty; name at least one labelled dataset, e.g. "
                       "--config.linear_eval.datasets=\"('sslflax_sample/fashion',)\".")
+
+
+def check_devices(config, num_devices: int) -> None:
+  """A fine-tune's batch is split over the devices like pretraining's."""
+  le = config.linear_eval
+  if le.mode == "finetune" and le.batch_size % num_devices:
+    raise ConfigError(f"linear_eval.batch_size={le.batch_size} is not divisible by the "
+                      f"{num_devices} devices; use a multiple of {num_devices} to fine-tune.")
 
 
 def check_names(config, num_devices: int):
@@ -120,6 +139,7 @@ def check_workdir(workdir: str) -> None:
 def check_run(config, workdir: str, num_devices: int) -> None:
   """All of the above, cheapest first."""
   check_values(config)
+  check_devices(config, num_devices)
   task = check_names(config, num_devices)
   check_workdir(workdir)
   check_datasets(config, task)

@@ -14,7 +14,9 @@ import ml_collections
 
 from sslflax import checks
 from sslflax.errors import CheckpointError
+from sslflax.results import results_file
 from sslflax.evaluate import stats
+from sslflax.evaluate.finetune import describe, finetune_eval, num_fc_layers
 from sslflax.evaluate.linear import linear_eval, probe_splits, resolve_taps
 from sslflax.train import checkpoint as ckpt_lib
 from sslflax.train.loop import (backbone_from_config, check_config, data_mesh, init_state, pretrain,
@@ -41,19 +43,23 @@ def restore_backbone(config, workdir: str, mesh) -> dict[str, Any]:
   return backbone_variables_from_state(state)
 
 
-def random_backbone(config) -> dict[str, Any]:
-  """The baseline: the same network at its random initialisation (seeded)."""
-  backbone = backbone_from_config(config).clone(num_fc=0)
+def random_backbone(config, num_fc: int = 0) -> dict[str, Any]:
+  """The baseline: the same network (with `num_fc` fc layers) at its random initialisation
+  (seeded)."""
+  backbone = backbone_from_config(config).clone(num_fc=num_fc)
   size = config.linear_eval.image_size
   return backbone.init(jax.random.key(config.seed), jnp.zeros((1, size, size, 3), jnp.uint8))
 
 
 def format_tables(results: dict[str, Any]) -> str:
-  """The console's result: per dataset, every probed tap beside random init, with SEs."""
+  """The console's result: per dataset, every probed tap (or the fine-tune) beside random
+  init, with SEs."""
   le = ml_collections.ConfigDict(results["config"]["linear_eval"])
+  what = ("linear probe" if results.get("mode", "probe") == "probe"
+          else f"fine-tune ({describe(le.freeze_layer)})")
   return "\n\n".join(
       stats.format_comparison(results["experiment"], dataset, probe_splits(le, dataset)[1],
-                              results["test_images"][dataset], rows)
+                              results["test_images"][dataset], rows, what=what)
       for dataset, rows in results["comparison"].items())
 
 
@@ -79,7 +85,11 @@ def plan(config, workdir: str) -> str:
     stream = ", augmented stream" if pc.augment.enabled else ""
     first = (f"pretrain {config.task.name} on {pc.dataset} ({pc.split}{subset}{stream}) for "
              f"{pc.steps} steps of {pc.batch_size} at {pc.image_size} px")
-  probe = f"probe {', '.join(resolve_taps(le.taps))} on {', '.join(le.datasets)} ({le.test_split})"
+  if le.mode == "finetune":
+    probe = (f"fine-tune ({describe(le.freeze_layer)}) for {le.finetune_epochs} epochs on "
+             f"{', '.join(le.datasets)} ({le.test_split})")
+  else:
+    probe = f"probe {', '.join(resolve_taps(le.taps))} on {', '.join(le.datasets)} ({le.test_split})"
   beside = " beside random init" if config.task.name != RANDOM_INIT and le.compare_random else ""
   return f"[{config.experiment}] {first}; then {probe}{beside}; {devices}; workdir {workdir}"
 
@@ -100,13 +110,21 @@ def run(config, workdir: str, *, print_fn=print) -> dict[str, Any]:
     out = pretrain(config, workdir, print_fn=print_fn)
     variables = backbone_variables_from_state(out.pop("state"))
     pretext = out
+  le = config.linear_eval
+  finetuning = le.mode == "finetune"
+  if config.task.name == RANDOM_INIT and finetuning:
+    variables = random_backbone(config, backbone_from_config(config).num_fc)  # as torchvision's
   models = {config.experiment: variables}
-  if config.task.name != RANDOM_INIT and config.linear_eval.compare_random:
-    models[RANDOM_INIT] = random_backbone(config)  # the same data, probe and seed
-  backbone = backbone_from_config(config).clone(num_fc=0)
+  if config.task.name != RANDOM_INIT and le.compare_random:
+    # the same architecture, data, evaluation and seed
+    models[RANDOM_INIT] = random_backbone(config, num_fc_layers(variables) if finetuning else 0)
   input_name, input_fn = probe_input(config)
-  accuracy, test_images = linear_eval(backbone, models, config, mesh, print_fn=print_fn,
-                                      input_fn=input_fn)
+  if finetuning:
+    accuracy, test_images = finetune_eval(backbone_from_config(config), models, config, mesh,
+                                          workdir, print_fn=print_fn, input_fn=input_fn)
+  else:
+    accuracy, test_images = linear_eval(backbone_from_config(config).clone(num_fc=0), models,
+                                        config, mesh, print_fn=print_fn, input_fn=input_fn)
   baseline = accuracy.get(RANDOM_INIT) if config.task.name != RANDOM_INIT else None
   mine = accuracy[config.experiment]
   results = {
@@ -119,6 +137,8 @@ def run(config, workdir: str, *, print_fn=print) -> dict[str, Any]:
       "random_init": baseline,
       "test_images": test_images,
       "probe_input": input_name,
+      "mode": le.mode,
+      "freeze_layer": le.freeze_layer if finetuning else None,
       "comparison": {dataset: stats.comparison(top1, baseline and baseline[dataset],
                                                test_images[dataset])
                      for dataset, top1 in mine.items()},
@@ -127,9 +147,10 @@ def run(config, workdir: str, *, print_fn=print) -> dict[str, Any]:
       "processes": jax.process_count(),
   }
   if jax.process_index() == 0:
-    with open(os.path.join(workdir, "results.json"), "w") as f:
+    path = os.path.join(workdir, results_file(config.linear_eval))
+    with open(path, "w") as f:
       json.dump(results, f, indent=2)
     print_fn(format_tables(results))
-    print_fn(f"results: {os.path.join(workdir, 'results.json')}  "
+    print_fn(f"results: {path}  "
              f"({results['wall_time_s']:.0f} s)")
   return results

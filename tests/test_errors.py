@@ -119,6 +119,12 @@ def test_the_console_shows_only_sslflax_lines_unless_verbose(tmp_path):
     ("jigsaw", {"pretrain.image_size": 12}, "too small for task 'jigsaw'"),
     ("rotation", {"pretrain.batch_size": 12}, "not divisible by the 8 devices"),
     ("supervised", {"task.options.num_classes": 3}, "task.options.num_classes=3"),
+    ("rotation", {"linear_eval.mode": "tune"}, "linear_eval.mode='tune'"),
+    ("rotation", {"linear_eval.freeze_layer": 6}, "linear_eval.freeze_layer=6 must be 0..5"),
+    ("rotation", {"linear_eval.finetune_epochs": 0}, "linear_eval.finetune_epochs=0"),
+    ("rotation", {"optim.plateau_factor": 1.5}, "optim.plateau_factor=1.5"),
+    ("rotation", {"linear_eval.mode": "finetune", "linear_eval.batch_size": 12},
+     "linear_eval.batch_size=12 is not divisible by the 8 devices"),
 ], ids=lambda v: v if isinstance(v, str) and " " not in v else None)
 def test_bad_config_values_fail_before_any_work(name, overrides, fragment, tmp_path):
   with pytest.raises(ConfigError, match=None) as caught:

@@ -190,20 +190,26 @@ def _subset_dataset(builder: tfds.core.DatasetBuilder, split: str, size: int, se
   return ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
-def preprocess(image: tf.Tensor, size: int, train: bool, seed: tf.Tensor | None = None) -> tf.Tensor:
-  """Any image -> (size, size, 3) uint8: gray to RGB, shorter side to `size`, crop
-  (random when training, central otherwise)."""
+def preprocess(image: tf.Tensor, size: int, train: bool, seed: tf.Tensor | None = None,
+               resize_to: int | None = None, flip: bool = False) -> tf.Tensor:
+  """Any image -> (size, size, 3) uint8: gray to RGB, shorter side to `resize_to` (default
+  `size`), crop (random when training, central otherwise), then, when training with `flip`,
+  a horizontal flip with probability 1/2 (the seed's Resize(256), RandomCrop(224),
+  RandomHorizontalFlip is resize_to=256, size=224, flip=True)."""
   image = image[..., :3]
   if image.shape[-1] == 1:
     image = tf.image.grayscale_to_rgb(image)
   shape = tf.shape(image)
-  scale = size / tf.cast(tf.minimum(shape[0], shape[1]), tf.float32)
-  new_hw = tf.maximum(size, tf.cast(tf.math.ceil(tf.cast(shape[:2], tf.float32) * scale), tf.int32))
+  side = resize_to or size
+  scale = side / tf.cast(tf.minimum(shape[0], shape[1]), tf.float32)
+  new_hw = tf.maximum(side, tf.cast(tf.math.ceil(tf.cast(shape[:2], tf.float32) * scale), tf.int32))
   image = tf.cond(tf.reduce_all(new_hw == shape[:2]),  # already the size: no resampling pass
                   lambda: tf.cast(image, tf.float32),
                   lambda: tf.image.resize(image, new_hw, antialias=True))
   if train:
     image = tf.image.stateless_random_crop(image, (size, size, 3), seed)
+    if flip:
+      image = tf.image.stateless_random_flip_left_right(image, seed + 1)
   else:
     top, left = (new_hw[0] - size) // 2, (new_hw[1] - size) // 2
     image = image[top:top + size, left:left + size]
@@ -213,12 +219,14 @@ def preprocess(image: tf.Tensor, size: int, train: bool, seed: tf.Tensor | None 
 def make_dataset(name: str, split: str, *, image_size: int, batch_size: int, train: bool,
                  seed: int = 0, subset_size: int | None = None, data_dir: str | None = None,
                  host_id: int = 0, host_count: int = 1, skip_batches: int = 0,
-                 need_labels: bool = True) -> tf.data.Dataset:
+                 need_labels: bool = True, resize_to: int | None = None,
+                 flip: bool = False) -> tf.data.Dataset:
   """Batches {'image': uint8 (B, S, S, 3), 'label': int32 (B,)} of this host's share.
 
   train=True: shuffled (seeded), repeated forever, random crops, fixed batch
   shape; `skip_batches` resumes the exact stream of an interrupted run.
   train=False: one pass in order, central crops, the last batch may be smaller.
+  resize_to, flip: see `preprocess`.
   """
   builder = get_builder(name, data_dir)
   check_split(builder, split)
@@ -235,7 +243,7 @@ def make_dataset(name: str, split: str, *, image_size: int, batch_size: int, tra
 
   def to_example(index, ex):
     crop_seed = tf.stack([tf.cast(seed, tf.int64), index])
-    image = preprocess(ex["image"], image_size, train, crop_seed)
+    image = preprocess(ex["image"], image_size, train, crop_seed, resize_to, flip)
     label = tf.cast(ex["label"], tf.int32) if has_label else tf.constant(-1, tf.int32)
     return {"image": image, "label": label}
 

@@ -49,13 +49,14 @@ def comparison(top1: dict[str, float], baseline: dict[str, float] | None, n: int
 
 
 def format_comparison(name: str, dataset: str, split: str, n: int,
-                      rows: dict[str, dict[str, Any]]) -> str:
-  """A console table of `comparison` rows: this model beside random init, per tap."""
+                      rows: dict[str, dict[str, Any]], what: str = "linear probe") -> str:
+  """A console table of `comparison` rows: this model beside random init, per tap (or
+  fine-tune row)."""
   with_baseline = any("random_top1" in row for row in rows.values())
-  lines = [f"linear probe top-1 on {dataset} ({split}, {n} images), ± binomial SE" +
+  lines = [f"{what} top-1 on {dataset} ({split}, {n} images), ± binomial SE" +
            (f"; {MARK} = differs from random init by more than {MARK_SE:g} SE of the difference"
             if with_baseline else "")]
-  header = f"{'tap':<7}{name:>18}"
+  header = f"{'tap' if what == 'linear probe' else 'eval':<7}{name:>18}"
   if with_baseline:
     header += f"{'random init':>18}{'difference':>22}"
   lines.append(header)

@@ -65,12 +65,15 @@ class AlexNetBN(nn.Module):
   pool_size: int = 6       # adaptive pool before fc6, so any input size fits
   dropout: float = 0.5
   conv1_stride: int = 4    # jigsaw pretrains its small tiles at 2 (Noroozi); probes use 4
+  # Fine-tuning above a frozen layer: conv1..conv{frozen_layers} keep their BN in inference
+  # mode (running statistics, never updated) and pass no gradient back.
+  frozen_layers: int = 0
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> tuple[jax.Array, dict[str, jax.Array]]:
-    norm = lambda name: nn.BatchNorm(use_running_average=not train, momentum=0.9, name=name,
-                                     dtype=self.dtype)
+    norm = lambda name, frozen=False: nn.BatchNorm(use_running_average=not train or frozen,
+                                                   momentum=0.9, name=name, dtype=self.dtype)
     specs = [(11, self.conv1_stride, 2), (5, 1, 2), (3, 1, 1), (3, 1, 1), (3, 1, 1)]  # kernel, stride, padding
     if x.dtype == jnp.uint8:
       x = standardize(to_float(x))
@@ -79,7 +82,9 @@ class AlexNetBN(nn.Module):
     for i, (width, (kernel, stride, pad)) in enumerate(zip(self.widths, specs), start=1):
       x = nn.Conv(width, (kernel, kernel), strides=(stride, stride), padding=pad,
                   use_bias=False, dtype=self.dtype, name=f"conv{i}")(x)
-      x = nn.relu(norm(f"bn{i}")(x))
+      x = nn.relu(norm(f"bn{i}", frozen=i <= self.frozen_layers)(x))
+      if i == self.frozen_layers:
+        x = jax.lax.stop_gradient(x)
       taps[f"conv{i}"] = x
       if i in (1, 2, 5):
         x = max_pool_3x3(x)

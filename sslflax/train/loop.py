@@ -157,6 +157,62 @@ def init_state(config, task: Task, tx, mesh: Mesh) -> TrainState:
   return init(jax.random.key(config.seed), example_images=example, example_labels=labels)
 
 
+def jit_train_step(task: Task, tx, mesh: Mesh, augment: Augment | None = None):
+  """train_step under jit over the mesh: the state replicated, the batch split over 'data'."""
+  data_sharding = NamedSharding(mesh, P("data"))
+  replicated = NamedSharding(mesh, P())
+  return jax.jit(functools.partial(train_step, task, tx, augment=augment),
+                 in_shardings=(replicated, data_sharding, data_sharding),
+                 out_shardings=(replicated, replicated), donate_argnums=0)
+
+
+def run_steps(state: TrainState, step_fn, batches, manager, mesh: Mesh, *, label: str,
+              steps: int, batch_size: int, log_every: int, lr_field: str, writer: MetricWriter,
+              print_fn=print, first_batch_check=None) -> tuple[TrainState, dict[str, float], int]:
+  """Steps int(state.step)..steps of `step_fn` on `batches`: metrics, progress with images/s
+  and ETA, and a checkpoint every manager interval and at the end (only of states whose loss
+  was just checked finite). Returns (state, last metrics, images timed)."""
+  data_sharding = NamedSharding(mesh, P("data"))
+  last, timed_images = {}, 0
+  window_start, window_images = time.time(), 0
+  start = int(state.step)
+  try:
+    for step in range(start, steps):
+      batch = next(batches)
+      if step == start and first_batch_check is not None:
+        first_batch_check(batch["image"])
+      images, labels = host_batch(batch, data_sharding)
+      state, metrics = step_fn(state, images, labels)
+      window_images += batch_size
+      done = step + 1
+      save = manager.should_save(done) or done == steps
+      if done % log_every == 0 or save:
+        last = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        if not all(math.isfinite(v) for v in last.values()):
+          raise NonFiniteLossError(
+              f"loss is {last['loss']} at step {done} of {label}; stopping. The last good "
+              f"checkpoint (step {manager.latest_step()}) is kept; lower {lr_field} or "
+              f"check the input data.")
+        rate = window_images / max(time.time() - window_start, 1e-9)
+        timed_images += window_images
+        window_start, window_images = time.time(), 0
+        last["images_per_sec"] = rate
+        writer.write(done, last)
+      if save:
+        ckpt_lib.save(manager, done, state, force=done == steps)
+      if done % log_every == 0 or save:
+        metric = next((k for k in ("accuracy", "masked_mse") if k in last), None)
+        extra = f"  {metric} {last[metric]:.4f}" if metric else ""
+        print_fn(f"[{label}] step {done}/{steps}  loss {last['loss']:.4f}{extra}  "
+                 f"{last['images_per_sec']:,.0f} img/s  "
+                 f"ETA {format_eta((steps - done) * batch_size / last['images_per_sec'])}",
+                 flush=True)
+  finally:
+    ckpt_lib.wait_until_saved(manager)
+    writer.close()
+  return state, last, timed_images
+
+
 def pretrain(config, workdir: str, *, print_fn=print) -> dict[str, Any]:
   """Pretrain config.task on config.pretrain.dataset; resumes from the workdir's last checkpoint.
 
@@ -184,56 +240,25 @@ def pretrain(config, workdir: str, *, print_fn=print) -> dict[str, Any]:
     print_fn(f"resumed from step {int(state.step)} ({os.path.join(workdir, 'checkpoints')})")
   start = int(state.step)
 
-  data_sharding = NamedSharding(mesh, P("data"))
-  replicated = NamedSharding(mesh, P())
-  step_fn = jax.jit(functools.partial(train_step, task, tx, augment=augment_from_config(config)),
-                    in_shardings=(replicated, data_sharding, data_sharding),
-                    out_shardings=(replicated, replicated), donate_argnums=0)
+  step_fn = jit_train_step(task, tx, mesh, augment_from_config(config))
   per_host = pc.batch_size // jax.process_count()
   ds = data_lib.make_dataset(pc.dataset, pc.split, image_size=host_image_size(config),
                              batch_size=per_host,
                              train=True, seed=config.seed, subset_size=pc.subset_size,
                              data_dir=pc.data_dir, host_id=jax.process_index(),
                              host_count=jax.process_count(), skip_batches=start,
-                             need_labels=task.needs_labels)
-  batches = ds.as_numpy_iterator()
-  writer = MetricWriter(workdir, enabled=jax.process_index() == 0)
-  last, t0, timed_images = {}, time.time(), 0
-  window_start, window_images = time.time(), 0
-  try:
-    for step in range(start, pc.steps):
-      batch = next(batches)
-      if step == start and task.needs_color:
-        check_has_color(batch["image"], pc.dataset, task.name)
-      images, labels = host_batch(batch, data_sharding)
-      state, metrics = step_fn(state, images, labels)
-      window_images += pc.batch_size
-      done = step + 1
-      save = manager.should_save(done) or done == pc.steps
-      if done % config.log_every_steps == 0 or save:
-        last = {k: float(v) for k, v in jax.device_get(metrics).items()}
-        if not all(math.isfinite(v) for v in last.values()):
-          raise NonFiniteLossError(
-              f"loss is {last['loss']} at step {done} of {task.name}; stopping. The last good "
-              f"checkpoint (step {manager.latest_step()}) is kept; lower optim.lr "
-              f"(now {config.optim.lr}) or check the input data.")
-        rate = window_images / max(time.time() - window_start, 1e-9)
-        timed_images += window_images
-        window_start, window_images = time.time(), 0
-        last["images_per_sec"] = rate
-        writer.write(done, last)
-      if save:  # only states whose loss was just checked finite
-        ckpt_lib.save(manager, done, state, force=done == pc.steps)
-      if done % config.log_every_steps == 0 or save:
-        metric = next((k for k in ("accuracy", "masked_mse") if k in last), None)
-        extra = f"  {metric} {last[metric]:.4f}" if metric else ""
-        print_fn(f"[{task.name}] step {done}/{pc.steps}  loss {last['loss']:.4f}{extra}  "
-                 f"{last['images_per_sec']:,.0f} img/s  "
-                 f"ETA {format_eta((pc.steps - done) * pc.batch_size / last['images_per_sec'])}",
-                 flush=True)
-  finally:
-    ckpt_lib.wait_until_saved(manager)
-    writer.close()
+                             need_labels=task.needs_labels, resize_to=pc.resize_to,
+                             flip=pc.flip)
+  first_batch_check = None
+  if task.needs_color:
+    first_batch_check = lambda images: check_has_color(images, pc.dataset, task.name)
+  t0 = time.time()
+  state, last, timed_images = run_steps(
+      state, step_fn, ds.as_numpy_iterator(), manager, mesh, label=task.name, steps=pc.steps,
+      batch_size=pc.batch_size, log_every=config.log_every_steps,
+      lr_field=f"optim.lr (now {config.optim.lr})",
+      writer=MetricWriter(workdir, enabled=jax.process_index() == 0), print_fn=print_fn,
+      first_batch_check=first_batch_check)
   wall = time.time() - t0
   return {"steps": pc.steps, "source_images": source_images, "final_metrics": last,
           "wall_time_s": wall,

@@ -5,14 +5,14 @@ from __future__ import annotations
 import optax
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULES = ("constant", "cosine", "step", "exponential")
+SCHEDULES = ("constant", "cosine", "step", "exponential", "plateau")
 
 
 def make_schedule(optim, total_steps: int, steps_per_epoch: int) -> optax.Schedule:
   """optim.schedule: 'constant' | 'cosine' (with optim.warmup_steps) | 'step' (x optim.decay_factor
   at each epoch in optim.decay_epochs) | 'exponential' (x optim.decay_factor per epoch)."""
   lr = optim.lr
-  if optim.schedule == "constant":
+  if optim.schedule in ("constant", "plateau"):  # plateau: reduce_on_plateau scales the updates
     return optax.constant_schedule(lr)
   if optim.schedule == "cosine":
     return optax.warmup_cosine_decay_schedule(0.0, lr, min(optim.warmup_steps, total_steps // 2),
@@ -25,10 +25,29 @@ def make_schedule(optim, total_steps: int, steps_per_epoch: int) -> optax.Schedu
   raise ValueError(f"unknown optim.schedule {optim.schedule!r}; choose one of {SCHEDULES}.")
 
 
+def reduce_on_plateau(optim, steps_per_epoch: int) -> optax.GradientTransformationExtraArgs:
+  """PyTorch's ReduceLROnPlateau(mode='min', factor, patience, threshold=1e-4 relative), on
+  the training loss averaged over each epoch (train_step passes the loss as `value`).
+
+  PyTorch lowers the rate when more than `patience` epochs in a row fail to improve on the
+  best; optax when `patience` do: hence optax's patience = ours + 1.
+  """
+  return optax.contrib.reduce_on_plateau(
+      factor=optim.plateau_factor, patience=optim.plateau_patience + 1, rtol=1e-4,
+      accumulation_size=max(steps_per_epoch, 1))
+
+
 def make_optimizer(optim, total_steps: int, steps_per_epoch: int) -> optax.GradientTransformation:
   """optim.name: 'adam' | 'adamw' | 'sgd' (Nesterov momentum optim.momentum); weight decay
-  optim.weight_decay (L2 added to the gradient for adam/sgd, decoupled for adamw)."""
+  optim.weight_decay (L2 added to the gradient for adam/sgd, decoupled for adamw);
+  optim.schedule 'plateau' adds `reduce_on_plateau`."""
   schedule = make_schedule(optim, total_steps, steps_per_epoch)
+  if optim.schedule == "plateau":
+    return optax.chain(_base_optimizer(optim, schedule), reduce_on_plateau(optim, steps_per_epoch))
+  return _base_optimizer(optim, schedule)
+
+
+def _base_optimizer(optim, schedule: optax.Schedule) -> optax.GradientTransformation:
   if optim.name == "adamw":
     return optax.adamw(schedule, weight_decay=optim.weight_decay)
   if optim.name == "adam":

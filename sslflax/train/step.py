@@ -41,7 +41,7 @@ def train_step(task: Task, tx: optax.GradientTransformation, state: TrainState,
     return loss, (metrics, updates["batch_stats"])
 
   (loss, (metrics, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params, value=loss)  # value: reduce-on-plateau
   params = optax.apply_updates(state.params, updates)
   metrics = dict(metrics, loss=loss, grad_norm=optax.global_norm(grads))
   new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
