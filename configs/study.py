@@ -7,10 +7,12 @@ Variants:
   (none)  the embedded sample on a CPU: every experiment pretrained on one image (the
           astronaut photo, as an augmented stream: Asano et al. 2020) and on its whole default
           set, probed at every layer on Fashion-MNIST and handwritten digits beside random
-          init (12 cells: supervised needs labels, so it has no single-image cell).
+          init (12 cells: supervised needs labels, so it has no single-image cell), then
+          each fine-tuned with conv1, conv1..conv3 and conv1..conv5 frozen (36 short cells).
   smoke   seconds per cell, for tests and for checking an install.
   paper   the seed paper on GPUs: ImageNet 30K/60K/120K, 50 epochs each, probed on
-          CIFAR-10, SVHN and Oxford Flowers 102, with the paper's numbers beside ours.
+          CIFAR-10, SVHN and Oxford Flowers 102, probed at conv3 and fine-tuned above it (the
+          seed's protocol), with the paper's numbers beside ours.
 
 Each cell is one experiment run (configs/<experiment>.py with the matching variant),
 changed only by the fields set here: seed, pretrain.subset_size (0: the whole set),
@@ -42,6 +44,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.pretrain_epochs = 0.0  # > 0: steps = ceil(epochs * size / batch); 0: each config's steps
   c.downstream = ("sslflax_sample/fashion", "sslflax_sample/digits")
   c.taps = ("all",)  # conv1..conv5; ('conv3',) for the seed paper's single tap
+  # Fine-tune every cell's checkpoint above each of these layers too (conv1..conv<L> frozen;
+  # the seed's protocol is 3); () for the linear probes alone.
+  c.freeze_layers = ()
   c.single_image = ""  # an image file: the source of the size-1 cells
   c.single_image_augment = ml_collections.ConfigDict()  # its config.pretrain.augment fields
   c.labelled_experiments = ("supervised",)  # need labels: no single-image cell
@@ -55,6 +60,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.single_image = str(SINGLE_IMAGE)
     c.single_image_augment = dict(enabled=True, source_size=384, crop_area=(1e-3, 1.0))
     c.overrides.pretrain = dict(steps=300)  # half the single runs' steps: 12 cells in ~40 min
+    # A small freeze-layer sweep: 36 fine-tune cells of 3 epochs, about 10 min more.
+    c.freeze_layers = (1, 3, 5)
+    c.overrides.linear_eval = dict(finetune_epochs=3)
   elif variant == "smoke":
     c.subset_sizes = (32, 64)
     c.experiments = ("random", "supervised", "rotation")
@@ -65,6 +73,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.subset_sizes = (30_000, 60_000, 120_000)
     c.pretrain_epochs = 50.0
     c.downstream = ("cifar10", "svhn_cropped", "oxford_flowers102")
+    c.freeze_layers = (3,)  # the seed's own protocol (its Figure 5), beside the conv3 probe
     c.show_paper = True
   else:
     raise ValueError(f"unknown study variant {variant!r}; choose default, smoke or paper.")

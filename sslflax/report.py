@@ -38,6 +38,15 @@ PAPER_ACCURACY = {
 PAPER_SENSITIVITY = {"supervised": .046, "colorize": .031, "jigsaw": .025, "context": .023,
                      "counting": .014, "rotation": .007}
 TAP_ORDER = ("conv1", "conv2", "conv3", "conv4", "conv5")
+FREEZE_ORDER = tuple(f"freeze{layer}" for layer in range(6))  # fine-tunes (the 'tap' column)
+SEED_PROTOCOL = "freeze3"  # the seed's Figure 5: fine-tuned above a frozen conv3
+# What the seed's two baselines were, beside ours (its finetune.py).
+PAPER_BASELINES = {
+    "supervised": "seed: torchvision's AlexNet trained on all of ImageNet; ours: AlexNet-BN "
+                  "trained with labels on the same subset as the pretext tasks",
+    "random": "seed: torchvision's AlexNet without BN at random init; ours: AlexNet-BN at "
+              "random init (with fc6-fc7 when fine-tuned)",
+}
 
 
 def rows_from_results(cell, results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -62,9 +71,21 @@ def rows_from_results(cell, results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def main_tap(rows: list[dict[str, Any]]) -> str:
-  """conv3, the seed paper's protocol, when it was evaluated; else the first tap."""
+  """conv3, the seed paper's tap, when it was probed; else the first tap."""
   taps = {r["tap"] for r in rows}
   return "conv3" if "conv3" in taps else sorted(taps)[0]
+
+
+def freeze_label(tap: str) -> str:
+  """'freeze3' -> 'conv1..conv3 frozen'."""
+  layer = int(tap[len("freeze"):])
+  return {0: "nothing frozen", 1: "conv1 frozen"}.get(layer, f"conv1..conv{layer} frozen")
+
+
+def taps_of(rows, dataset: str, order: tuple[str, ...]) -> list[str]:
+  """The rows' taps on `dataset` that `order` names (TAP_ORDER: probes; FREEZE_ORDER:
+  fine-tunes), in that order."""
+  return [t for t in order if t in {r["tap"] for r in rows if r["downstream"] == dataset}]
 
 
 def mean_top1(rows, experiment: str, tap: str, size: int | None = None) -> float:
@@ -157,14 +178,16 @@ def accuracy_table(rows, tap: str, experiments: list[str], datasets: list[str]) 
 
 
 def paper_table(datasets: list[str], experiments: list[str]) -> str | None:
-  """The seed paper's own numbers for the datasets it used; None when none of ours are its."""
+  """The seed paper's own numbers for the datasets it used; None when none of ours are its.
+  Its baselines were not ours: each row says what it was."""
   if not any(d in PAPER_ACCURACY["random"] for d in datasets):
     return None
   body = []
   for e in experiments:
     values = [PAPER_ACCURACY.get(e, {}).get(d) for d in datasets]
     known = [v for v in values if v is not None]
-    body.append([e] + [f"{v:.3f}" if v is not None else "—" for v in values] +
+    name = f"{e} ({PAPER_BASELINES[e]})" if e in PAPER_BASELINES else e
+    body.append([name] + [f"{v:.3f}" if v is not None else "—" for v in values] +
                 [f"{np.mean(known):.3f}" if len(known) == len(values) else "—"])
   return _markdown(["experiment (seed paper)"] + datasets + ["mean"], body)
 
@@ -230,10 +253,11 @@ def _fmt_compared(value) -> str:
   return f"{top1:.3f} ± {se:.3f}{mark}"
 
 
-def probe_table(rows, dataset: str, experiments: list[str]) -> str:
-  """Top-1 ± SE per tap on one dataset for every cell kind, marked where it differs from
-  random init by more than stats.MARK_SE standard errors of the difference."""
-  taps = _ordered((r["tap"] for r in rows if r["downstream"] == dataset), TAP_ORDER)
+def probe_table(rows, dataset: str, experiments: list[str], order=TAP_ORDER) -> str:
+  """Top-1 ± SE per tap (or freeze layer, with order=FREEZE_ORDER) on one dataset for every
+  cell kind, marked where it differs from random init by more than stats.MARK_SE standard
+  errors of the difference."""
+  taps = taps_of(rows, dataset, order)
   body = []
   for experiment, size in probe_rows(rows, experiments):
     cells = []
@@ -243,7 +267,8 @@ def probe_table(rows, dataset: str, experiments: list[str]) -> str:
       cells.append(_fmt_compared(compared(probe_result(rows, experiment, size, dataset, tap),
                                           baseline)))
     body.append([experiment, "—" if size is None else f"{size:,}"] + cells)
-  return _markdown(["experiment", "pretraining images"] + taps, body)
+  header = taps if order is TAP_ORDER else [freeze_label(t) for t in taps]
+  return _markdown(["experiment", "pretraining images"] + header, body)
 
 
 def beats_random(rows, experiments: list[str], datasets: list[str]) -> list[str]:
@@ -255,7 +280,7 @@ def beats_random(rows, experiments: list[str], datasets: list[str]) -> list[str]
       continue
     above, below = [], []
     for dataset in datasets:
-      for tap in _ordered((r["tap"] for r in rows if r["downstream"] == dataset), TAP_ORDER):
+      for tap in taps_of(rows, dataset, TAP_ORDER + FREEZE_ORDER):
         value = compared(probe_result(rows, experiment, size, dataset, tap),
                          probe_result(rows, RANDOM_INIT, None, dataset, tap))
         if value is None or value[2] is None or abs(value[2]) <= stats.MARK_SE:
@@ -354,35 +379,52 @@ def write_figures(rows, tap: str, experiments: list[str], datasets: list[str],
     save(fig, "accuracy_vs_size.png")
 
   for dataset in datasets:
-    taps = _ordered((r["tap"] for r in rows if r["downstream"] == dataset), TAP_ORDER)
-    pretrained = [e for e in present if e != RANDOM_INIT]
-    if len(taps) < 2 or not pretrained:
-      continue
-    columns = min(3, len(pretrained))
-    panel_rows = -(-len(pretrained) // columns)
-    fig, axes = plt.subplots(panel_rows, columns, figsize=(3.6 * columns, 2.8 * panel_rows),
-                             sharex=True, sharey=True, squeeze=False)
-    def curve(ax, experiment, size, **style):
-      values = [compared(probe_result(rows, experiment, size, dataset, t), None) for t in taps]
-      ax.errorbar(np.arange(len(taps)), [v[0] if v else np.nan for v in values],
-                  [v[1] if v else 0 for v in values], marker="o", markersize=3, capsize=2, **style)
-    for ax, experiment in zip(axes.ravel(), pretrained):
-      curve(ax, RANDOM_INIT, None, color="black", linestyle="--", label="random init")
-      sizes = sorted({size for e, size in probe_rows(rows, experiments) if e == experiment})
-      for size in sizes:
-        curve(ax, experiment, size, linestyle=":" if size == 1 else "-",
-              label=f"{size:,} {'image' if size == 1 else 'images'}")
-      ax.set_title(experiment, fontsize=9)
-      ax.legend(fontsize=7)
-    for ax in axes.ravel()[len(pretrained):]:
-      ax.axis("off")
-    for ax in axes[-1]:
-      ax.set_xticks(np.arange(len(taps)), taps, fontsize=8)
-    for ax in axes[:, 0]:
-      ax.set_ylabel("top-1 ± SE", fontsize=8)
-    fig.suptitle(f"Linear probe per layer on {dataset}", fontsize=10)
-    save(fig, f"probe_layers_{dataset.replace('/', '_')}.png")
+    name = dataset.replace("/", "_")
+    for order, title, file in ((TAP_ORDER, "Linear probe per layer", f"probe_layers_{name}.png"),
+                               (FREEZE_ORDER, "Fine-tuned above a frozen layer",
+                                f"finetune_layers_{name}.png")):
+      fig = layer_figure(rows, dataset, taps_of(rows, dataset, order),
+                         [e for e in present if e != RANDOM_INIT], experiments,
+                         f"{title} on {dataset}")
+      if fig is not None:
+        save(fig, file)
   return paths
+
+
+def layer_figure(rows, dataset: str, taps: list[str], pretrained: list[str],
+                 experiments: list[str], title: str):
+  """One panel per experiment: top-1 ± SE against the tap (or freeze layer) for each of its
+  pretraining sizes, random init dashed; None when there is no curve to draw."""
+  import matplotlib.pyplot as plt
+  if len(taps) < 2 or not pretrained:
+    return None
+  columns = min(3, len(pretrained))
+  panel_rows = -(-len(pretrained) // columns)
+  fig, axes = plt.subplots(panel_rows, columns, figsize=(3.6 * columns, 2.8 * panel_rows),
+                           sharex=True, sharey=True, squeeze=False)
+
+  def curve(ax, experiment, size, **style):
+    values = [compared(probe_result(rows, experiment, size, dataset, t), None) for t in taps]
+    ax.errorbar(np.arange(len(taps)), [v[0] if v else np.nan for v in values],
+                [v[1] if v else 0 for v in values], marker="o", markersize=3, capsize=2, **style)
+  for ax, experiment in zip(axes.ravel(), pretrained):
+    curve(ax, RANDOM_INIT, None, color="black", linestyle="--", label="random init")
+    sizes = sorted({size for e, size in probe_rows(rows, experiments) if e == experiment})
+    for size in sizes:
+      curve(ax, experiment, size, linestyle=":" if size == 1 else "-",
+            label=f"{size:,} {'image' if size == 1 else 'images'}")
+    ax.set_title(experiment, fontsize=9)
+    ax.legend(fontsize=7)
+  for ax in axes.ravel()[len(pretrained):]:
+    ax.axis("off")
+  labels = [t if t.startswith("conv") else f"≤conv{t[6:]}" if t != "freeze0" else "none"
+            for t in taps]
+  for ax in axes[-1]:
+    ax.set_xticks(np.arange(len(taps)), labels, fontsize=8)
+  for ax in axes[:, 0]:
+    ax.set_ylabel("top-1 ± SE", fontsize=8)
+  fig.suptitle(title, fontsize=10)
+  return fig
 
 
 def write_report(study, workdir: str, cells_and_results, *,
@@ -413,6 +455,12 @@ def write_report(study, workdir: str, cells_and_results, *,
                                                                        dataset, tap)
     sections += [f"## Probes per layer on {dataset} ({n:,} test images per seed)",
                  probe_table(rows, dataset, experiments)]
+  for dataset in datasets:
+    if taps_of(rows, dataset, FREEZE_ORDER):
+      sections += [f"## Fine-tuned above a frozen layer on {dataset} (conv1..conv<L> frozen "
+                   f"with BN in inference mode; the layers above and a new linear classifier "
+                   f"trained; random init frozen the same way)",
+                   probe_table(rows, dataset, experiments, FREEZE_ORDER)]
   if RANDOM_INIT in experiments:
     sections += ["## Where pretraining beats random init (beyond "
                  f"{stats.MARK_SE:g} SE of the difference)",
@@ -420,6 +468,10 @@ def write_report(study, workdir: str, cells_and_results, *,
   sections += [f"## Accuracy at {tap} per downstream dataset (the seed paper's Figure 5: mean "
                f"over pretraining sizes and seeds, ± std over seeds when several)",
                accuracy_table(rows, tap, experiments, datasets)]
+  if any(r["tap"] == SEED_PROTOCOL for r in rows):
+    sections += ["## The seed's own protocol, fine-tuned above conv3 (its Figure 5 compares with "
+                 "this table, not with the probes)",
+                 accuracy_table(rows, SEED_PROTOCOL, experiments, datasets)]
   paper = paper_table(datasets, experiments) if study.show_paper else None
   if paper:
     sections += ["The seed paper's published numbers (Macar & Liu; theirs, not ours):", paper]

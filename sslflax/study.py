@@ -10,6 +10,12 @@ interrupted study resumes: finished cells are reused, an unfinished one resumes 
 checkpoint. Random init has no pretraining data, so it is one cell per seed, not per size;
 it is the baseline every other cell is compared with (same data, probe and seed).
 
+Fine-tuning: study.freeze_layers = (1, 3, 5) adds a cell per freeze layer to every cell
+above: the same checkpoint (the cell's own workdir; random init needs none) fine-tuned with
+conv1..conv<L> frozen (linear_eval.mode='finetune'), written to results-finetune-freeze<L>.json
+beside the probes' results.json. These cells come after every probe cell in the grid, and
+one fails with a clear error when the checkpoint it needs has not finished.
+
 Sizes: a class-balanced subset of that many images of the experiment's pretraining set; 0 is
 the whole set; 1 is one image: study.single_image (an image file) when set, streamed through
 the augmentation study.single_image_augment (Asano et al. 2020).
@@ -30,6 +36,7 @@ from typing import Any, Callable
 import ml_collections
 
 from sslflax.errors import ConfigError, WorkdirError
+from sslflax.results import results_file
 
 RANDOM_INIT = "random"
 WHOLE_SET = 0  # a size of 0: the experiment's whole pretraining split
@@ -37,19 +44,32 @@ WHOLE_SET = 0  # a size of 0: the experiment's whole pretraining split
 
 @dataclasses.dataclass(frozen=True)
 class Cell:
-  """One run of the grid; `size` is None for random init (it sees no pretraining data)."""
+  """One run of the grid; `size` is None for random init (it sees no pretraining data);
+  `freeze` is None for the linear probes, else the layer a fine-tune freezes through."""
   experiment: str
   size: int | None
   seed: int
+  freeze: int | None = None
 
   @property
-  def name(self) -> str:
+  def run_name(self) -> str:
+    """The workdir's name: a cell's probes and fine-tunes share one checkpoint."""
     data = {None: "nodata", WHOLE_SET: "all"}.get(self.size, self.size)
     return f"{self.experiment}-{data}-seed{self.seed}"
 
+  @property
+  def name(self) -> str:
+    return self.run_name + ("" if self.freeze is None else f"-freeze{self.freeze}")
+
+  @property
+  def pretraining(self) -> Cell:
+    """The probe cell whose checkpoint this cell evaluates (itself for a probe cell)."""
+    return dataclasses.replace(self, freeze=None)
+
 
 def grid(study: ml_collections.ConfigDict) -> list[Cell]:
-  """All cells, in a fixed order (so `--cell=K` names the same run on every host)."""
+  """All cells, in a fixed order (so `--cell=K` names the same run on every host): every
+  probe cell, then, per freeze layer, its fine-tune cells."""
   cells = []
   for seed in study.seeds:
     for experiment in study.experiments:
@@ -57,7 +77,8 @@ def grid(study: ml_collections.ConfigDict) -> list[Cell]:
       if study.single_image and experiment in study.labelled_experiments:
         sizes = [size for size in sizes if size != 1]  # an image file has no labels
       cells.extend(Cell(experiment, size, seed) for size in sizes)
-  return cells
+  return cells + [dataclasses.replace(cell, freeze=layer) for layer in study.freeze_layers
+                  for cell in cells]
 
 
 def load_config(config_dir: str, name: str, variant: str | None = None) -> ml_collections.ConfigDict:
@@ -91,6 +112,11 @@ def cell_config(study: ml_collections.ConfigDict, cell: Cell) -> ml_collections.
   # ... of every cell, so every cell is probed on the same input as that cell: RGB (a single
   # colorization run probes on lightness beside a random init probed on lightness too).
   config.linear_eval.input = "rgb"
+  config.linear_eval.mode = "probe"
+  if cell.freeze is not None:
+    config.linear_eval.mode = "finetune"
+    config.linear_eval.freeze_layer = cell.freeze
+    config.eval_only = cell.experiment != RANDOM_INIT  # the probe cell's checkpoint
   if cell.size is None:
     return config
   config.pretrain.subset_size = cell.size or None
@@ -107,17 +133,17 @@ def cell_config(study: ml_collections.ConfigDict, cell: Cell) -> ml_collections.
 
 
 def cell_dir(workdir: str, cell: Cell) -> str:
-  return os.path.join(workdir, "cells", cell.name)
+  return os.path.join(workdir, "cells", cell.run_name)
 
 
 def finished_results(workdir: str, cell: Cell,
                      config: ml_collections.ConfigDict) -> dict[str, Any] | None:
-  """The cell's results.json when it ran with this very config; None when it has not finished.
+  """The cell's results file when it ran with this very config; None when it has not finished.
 
   A finished cell whose config differs (the study config was edited) is an error, not a
   silent reuse of stale numbers.
   """
-  path = os.path.join(cell_dir(workdir, cell), "results.json")
+  path = os.path.join(cell_dir(workdir, cell), results_file(config.linear_eval))
   if not os.path.exists(path):
     return None
   with open(path) as f:
@@ -148,6 +174,12 @@ def run_cell(study: ml_collections.ConfigDict, workdir: str, cell: Cell,
   from sslflax import experiment  # JAX starts here, after --multihost set-up
   config = cell_config(study, cell)
   results = finished_results(workdir, cell, config)
+  source = cell.pretraining
+  if results is None and config.eval_only and finished_results(
+      workdir, source, cell_config(study, source)) is None:
+    raise WorkdirError(f"cell {cell.name} fine-tunes the checkpoint of cell {source.name} "
+                       f"(--cell={grid(study).index(source)}), which has not finished; run it "
+                       f"first (the whole study runs the cells in order).")
   if results is None:
     results = experiment.run(config, cell_dir(workdir, cell), print_fn=print_fn)
   return results
@@ -214,7 +246,10 @@ def run_study(study: ml_collections.ConfigDict, workdir: str, *,
     if config_args is None:
       raise ValueError("study.workers > 1 starts `python -m sslflax.study --cell=K` processes; "
                        "run it from the command line, or set study.workers = 1.")
-    run_parallel(study, workdir, config_args, pending, print_fn)
+    for wave in ([i for i in pending if cells[i].freeze is None],  # the checkpoints first
+                 [i for i in pending if cells[i].freeze is not None]):
+      if wave:
+        run_parallel(study, workdir, config_args, wave, print_fn)
   else:
     start = time.time()
     for done, index in enumerate(pending):

@@ -72,9 +72,12 @@ def test_grid_runs_random_init_once_per_seed_and_one_image_per_pretext_task():
   config = load_study("default")
   config.seeds = (0, 1)
   cells = study.grid(config)
-  assert len(cells) == 2 * (1 + 1 + 5 * 2)  # random; supervised on the whole set; tasks x 2
-  assert [c for c in cells if c.experiment == "random"] == [Cell("random", None, 0),
-                                                             Cell("random", None, 1)]
+  # Random; supervised on the whole set; tasks x 2; then all of those fine-tuned at 3 layers.
+  assert len(cells) == 4 * 2 * (1 + 1 + 5 * 2)
+  assert config.freeze_layers == (1, 3, 5)
+  assert all(c.freeze is None for c in cells[:24]) and all(c.freeze for c in cells[24:])
+  assert [c for c in cells[:24] if c.experiment == "random"] == [Cell("random", None, 0),
+                                                                  Cell("random", None, 1)]
   assert Cell("supervised", 1, 0) not in cells  # an image file has no labels
   whole = study.cell_config(config, Cell("rotation", 0, 1))
   assert whole.pretrain.subset_size is None and whole.seed == 1
@@ -90,7 +93,7 @@ def test_grid_runs_random_init_once_per_seed_and_one_image_per_pretext_task():
   assert Cell("rotation", 0, 0).name == "rotation-all-seed0"
   paper = load_study("paper")
   counting = study.cell_config(paper, Cell("counting", 30_000, 0))
-  assert (counting.pretrain.dataset, counting.pretrain.image_size) == ("imagenet2012", 224)
+  assert (counting.pretrain.dataset, counting.pretrain.image_size) == ("imagenet2012", 448)
   assert counting.pretrain.steps == 5860  # 50 epochs of 30K images at batch 256, rounded up
   assert counting.linear_eval.datasets == ("cifar10", "svhn_cropped", "oxford_flowers102")
   assert study.cell_config(paper, Cell("supervised", 120_000, 0)).task.options.num_classes == 1000
@@ -130,6 +133,33 @@ def test_smoke_study_end_to_end_resumes_and_refuses_stale_cells(tmp_path):
     study.run_study(config, str(tmp_path), **QUIET)
 
 
+def test_freeze_layer_sweep_fine_tunes_each_checkpoint_in_its_cell(tmp_path):
+  config = load_study("smoke")
+  config.experiments, config.subset_sizes, config.freeze_layers = ("random", "rotation"), (32,), (1, 3)
+  config.downstream = ("sslflax_sample/fashion",)
+  cells = study.grid(config)
+  assert [c.name for c in cells] == [
+      "random-nodata-seed0", "rotation-32-seed0", "random-nodata-seed0-freeze1",
+      "rotation-32-seed0-freeze1", "random-nodata-seed0-freeze3", "rotation-32-seed0-freeze3"]
+  tuned = study.cell_config(config, cells[3])
+  assert (tuned.linear_eval.mode, tuned.linear_eval.freeze_layer, tuned.eval_only) == ("finetune", 1, True)
+  assert study.cell_config(config, cells[1]).linear_eval.mode == "probe"
+  # A fine-tune cell needs its pretraining cell's checkpoint first.
+  with pytest.raises(WorkdirError, match=r"rotation-32-seed0-freeze1 fine-tunes .* rotation-32-seed0 \(--cell=1\)"):
+    study.run_cell(config, str(tmp_path), cells[3], **QUIET)
+  markdown = study.run_study(config, str(tmp_path), **QUIET)
+  run_dir = pathlib.Path(study.cell_dir(str(tmp_path), cells[1]))
+  assert {p.name for p in run_dir.glob("results*.json")} == {
+      "results.json", "results-finetune-freeze1.json", "results-finetune-freeze3.json"}
+  assert "## Fine-tuned above a frozen layer on sslflax_sample/fashion" in markdown
+  assert "| rotation | 32 |" in markdown and "conv1..conv3 frozen" in markdown
+  assert "## The seed's own protocol, fine-tuned above conv3" in markdown
+  with open(tmp_path / "results.csv") as f:
+    taps = {r["tap"] for r in csv.DictReader(f)}
+  assert taps == {"conv3", "freeze1", "freeze3"}
+  assert (tmp_path / "figures" / "finetune_layers_sslflax_sample_fashion.png").exists()
+
+
 def test_config_args_are_passed_on_in_either_spelling():
   argv = ["--config", "configs/study.py:smoke", "--workdir=/w", "--config.seeds=(0,1)",
           "--config.workers", "2", "--config.show_paper", "--list"]
@@ -153,6 +183,8 @@ def test_parallel_workers_run_cells_as_processes_with_the_same_overrides(tmp_pat
 
 
 def fake_results(cell, datasets, taps, base, test_images=1000):
+  if cell.freeze is not None:
+    taps = (f"freeze{cell.freeze}",)
   return {"task": cell.experiment, "wall_time_s": 1.0,
           "pretext": {"steps": 10, "source_images": cell.size, "final_metrics": {"loss": 1.0}},
           "linear_eval": {d: {t: base + 0.01 * i + 0.001 * (cell.size or 0) / 1000
@@ -167,7 +199,13 @@ def test_paper_variant_report_shows_their_numbers_beside_ours_and_the_layer_curv
   results = [(cell, fake_results(cell, config.downstream, taps, 0.5)) for cell in cells]
   markdown = report.write_report(config, str(tmp_path), results, **QUIET)
   assert "theirs, not ours" in markdown
-  assert "| supervised | 0.744 | 0.815 | 0.752 | 0.770 |" in markdown  # their Figure 5 row
+  # Their Figure 5 row, which says what their supervised baseline was.
+  assert ("| supervised (seed: torchvision's AlexNet trained on all of ImageNet; ours: AlexNet-BN "
+          "trained with labels on the same subset as the pretext tasks) | 0.744 | 0.815 | 0.752 "
+          "| 0.770 |") in markdown
+  # Ours in the seed's protocol (fine-tuned above conv3), the table that compares with theirs.
+  assert "## The seed's own protocol, fine-tuned above conv3" in markdown
+  assert "## Fine-tuned above a frozen layer on cifar10" in markdown
   assert "| rotation | " in markdown and "| 0.007 |" in markdown  # their rotation sensitivity
   assert "## Probes per layer on cifar10" in markdown
   assert (tmp_path / "figures" / "probe_layers_cifar10.png").exists()
@@ -204,6 +242,15 @@ def test_launch_scripts_print_their_commands_in_dry_run():
   cells = len(study.grid(load_study("smoke")))
   assert f"--array=0-{cells - 1}" in cell_job and "--cell=\\$SLURM_ARRAY_TASK_ID" in cell_job
   assert "--dependency=afterany:" in report_job and "--report_only" in report_job
+  # Fine-tune cells read the probe cells' checkpoints: a second array, after the first.
+  array = run_script("study_array.sh", "--config=configs/study.py:smoke", "--workdir=/s",
+                     "--config.freeze_layers=(3,)")
+  assert array.returncode == 0, array.stderr
+  probe_job, finetune_job, report_job = array.stdout.strip().splitlines()
+  assert f"--array=0-{cells - 1}" in probe_job and "--dependency" not in probe_job
+  assert f"--array={cells}-{2 * cells - 1}" in finetune_job
+  assert f"--dependency=afterany:\<cells-0-{cells - 1}\>" in finetune_job
+  assert f"--dependency=afterany:\<cells-{cells}-{2 * cells - 1}\>" in report_job
 
 
 def free_port() -> int:
