@@ -400,7 +400,7 @@ def layer_figure(rows, dataset: str, taps: list[str], pretrained: list[str],
     return None
   columns = min(3, len(pretrained))
   panel_rows = -(-len(pretrained) // columns)
-  fig, axes = plt.subplots(panel_rows, columns, figsize=(3.6 * columns, 2.8 * panel_rows),
+  fig, axes = plt.subplots(panel_rows, columns, figsize=(max(3.6 * columns, 5.0), 2.8 * panel_rows),
                            sharex=True, sharey=True, squeeze=False)
 
   def curve(ax, experiment, size, **style):

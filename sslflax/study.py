@@ -267,8 +267,14 @@ def run_study(study: ml_collections.ConfigDict, workdir: str, *,
 
 
 def collect(study: ml_collections.ConfigDict, workdir: str) -> list[tuple[Cell, dict | None]]:
-  """Every cell with its results, or None where it has not finished."""
-  return [(cell, finished_results(workdir, cell, cell_config(study, cell))) for cell in grid(study)]
+  """Every cell with its results, or None where it has not finished. A fine-tune cell reports
+  the pretraining (images, steps, loss) of the probe cell whose checkpoint it evaluated."""
+  done = {cell: finished_results(workdir, cell, cell_config(study, cell)) for cell in grid(study)}
+  for cell, results in done.items():
+    source = done.get(cell.pretraining)
+    if cell.freeze is not None and results is not None and source is not None:
+      done[cell] = dict(results, pretext=source["pretext"])
+  return list(done.items())
 
 
 def passed_config_args(argv: list[str]) -> list[str]:

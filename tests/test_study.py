@@ -158,6 +158,10 @@ def test_freeze_layer_sweep_fine_tunes_each_checkpoint_in_its_cell(tmp_path):
     taps = {r["tap"] for r in csv.DictReader(f)}
   assert taps == {"conv3", "freeze1", "freeze3"}
   assert (tmp_path / "figures" / "finetune_layers_sslflax_sample_fashion.png").exists()
+  # A fine-tune cell reports the pretraining of the checkpoint it evaluated.
+  collected = dict(study.collect(config, str(tmp_path)))
+  assert collected[cells[3]]["pretext"] == collected[cells[1]]["pretext"]
+  assert collected[cells[3]]["pretext"]["source_images"] == 32
 
 
 def test_config_args_are_passed_on_in_either_spelling():
