@@ -30,12 +30,11 @@ from flax import traverse_util
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from sslflax import data as data_lib
+from sslflax.evaluate.linear import padded_batches, probe_splits
 from sslflax.tasks.base import ClassifierNet, Task, classification_loss
 from sslflax.train import checkpoint as ckpt_lib
+from sslflax.train.loop import MetricWriter, jit_train_step, run_steps
 from sslflax.train.state import TrainState, create_train_state
-
-FREEZE_LAYERS = (0, 1, 2, 3, 4, 5)
-
 
 def row_name(freeze_layer: int) -> str:
   """The results row of a fine-tune: 'freeze3' = conv1..conv3 frozen."""
@@ -106,24 +105,15 @@ def fingerprint(variables: dict[str, Any], settings: dict[str, Any]) -> str:
 
 
 def top1_accuracy(task: Task, variables: dict[str, Any], ds, mesh) -> tuple[float, int]:
-  """Top-1 of the fine-tuned network (inference mode) on a finite dataset; batches padded to
-  one shape and sharded over the mesh."""
-  data_sharding, replicated = NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
-
+  """Top-1 of the fine-tuned network (inference mode) on a finite dataset, sharded over the mesh."""
   def predict(v, images):
     inputs, _ = task.make_batch(None, images, None)
     return jnp.argmax(task.model.apply(v, inputs, train=False), -1)
 
-  fn = jax.jit(predict, out_shardings=replicated)
+  fn = jax.jit(predict, out_shardings=NamedSharding(mesh, P()))
   correct = total = 0
-  batch_size = None
-  for batch in ds.as_numpy_iterator():
-    n = len(batch["label"])
-    batch_size = batch_size or -(-n // mesh.size) * mesh.size
-    images = np.zeros((batch_size,) + batch["image"].shape[1:], np.uint8)
-    images[:n] = batch["image"]
-    predictions = jax.device_get(fn(variables, jax.device_put(images, data_sharding)))[:n]
-    correct += int((predictions == batch["label"]).sum())
+  for images, n, labels in padded_batches(ds, mesh):
+    correct += int((jax.device_get(fn(variables, images))[:n] == labels).sum())
     total += n
   return correct / max(total, 1), total
 
@@ -138,8 +128,6 @@ def finetune(backbone: nn.Module, variables: dict[str, Any], dataset: str, confi
              ) -> tuple[float, int, TrainState]:
   """Fine-tune `variables` above conv{linear_eval.freeze_layer} on `dataset`'s probe train
   split: (top-1 on its test split, test images, final state). Resumes from its checkpoint."""
-  from sslflax.evaluate.linear import probe_splits
-  from sslflax.train.loop import MetricWriter, jit_train_step, run_steps
   le = config.linear_eval
   layer = le.freeze_layer
   builder = data_lib.get_builder(dataset, config.pretrain.data_dir)

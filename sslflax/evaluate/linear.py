@@ -52,22 +52,30 @@ def tap_features(backbone, variables, images: jax.Array, taps: tuple[str, ...],
           for t in taps}
 
 
-def extract(backbone, variables, ds, taps, mesh, input_fn=None
-            ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-  """Features and labels of a whole (finite) dataset; batches padded to one shape, sharded over the mesh."""
-  data_sharding = NamedSharding(mesh, P("data"))
-  fn = jax.jit(functools.partial(tap_features, backbone, taps=taps, input_fn=input_fn),
-               out_shardings=NamedSharding(mesh, P()))
-  feats, labels, batch_size = {t: [] for t in taps}, [], None
+def padded_batches(ds, mesh):
+  """(images sharded over the mesh, real count, labels) of each batch of a finite dataset;
+  every batch padded with zeros to one shape (the first's, rounded up to the mesh), so one
+  compiled function serves them all."""
+  data_sharding, batch_size = NamedSharding(mesh, P("data")), None
   for batch in ds.as_numpy_iterator():
     n = len(batch["label"])
     batch_size = batch_size or -(-n // mesh.size) * mesh.size
     images = np.zeros((batch_size,) + batch["image"].shape[1:], np.uint8)
     images[:n] = batch["image"]
-    out = jax.device_get(fn(variables, jax.device_put(images, data_sharding)))
+    yield jax.device_put(images, data_sharding), n, batch["label"]
+
+
+def extract(backbone, variables, ds, taps, mesh, input_fn=None
+            ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+  """Features and labels of a whole (finite) dataset, sharded over the mesh."""
+  fn = jax.jit(functools.partial(tap_features, backbone, taps=taps, input_fn=input_fn),
+               out_shardings=NamedSharding(mesh, P()))
+  feats, labels = {t: [] for t in taps}, []
+  for images, n, batch_labels in padded_batches(ds, mesh):
+    out = jax.device_get(fn(variables, images))
     for t in taps:
       feats[t].append(out[t][:n])
-    labels.append(batch["label"])
+    labels.append(batch_labels)
   return {t: np.concatenate(v) for t, v in feats.items()}, np.concatenate(labels)
 
 
