@@ -50,7 +50,7 @@ def check_values(config) -> None:
   if le.mode not in ("probe", "finetune"):
     raise ConfigError(f"linear_eval.mode={le.mode!r}: choose 'probe' (linear probes on frozen "
                       f"taps) or 'finetune' (train above linear_eval.freeze_layer).")
-  if le.freeze_layer not in range(6) or not isinstance(le.freeze_layer, int):
+  if not isinstance(le.freeze_layer, int) or le.freeze_layer not in range(6):
     raise ConfigError(f"linear_eval.freeze_layer={le.freeze_layer!r} must be 0..5 (conv1..conv"
                       f"<that> frozen; 0 fine-tunes everything).")
   if not 0 < config.optim.plateau_factor <= 1:

@@ -14,10 +14,10 @@ import ml_collections
 
 from sslflax import checks
 from sslflax.errors import CheckpointError
-from sslflax.results import results_file
 from sslflax.evaluate import stats
 from sslflax.evaluate.finetune import describe, finetune_eval, num_fc_layers
 from sslflax.evaluate.linear import linear_eval, probe_splits, resolve_taps
+from sslflax.results import results_file
 from sslflax.train import checkpoint as ckpt_lib
 from sslflax.train.loop import (backbone_from_config, check_config, data_mesh, init_state, pretrain,
                                 task_from_config)
@@ -102,18 +102,16 @@ def run(config, workdir: str, *, print_fn=print) -> dict[str, Any]:
     print_fn(plan(config, workdir), flush=True)
   mesh = data_mesh()
   pretext: dict[str, Any] = {}
-  if config.task.name == RANDOM_INIT:
-    variables = random_backbone(config)
+  le = config.linear_eval
+  finetuning = le.mode == "finetune"
+  if config.task.name == RANDOM_INIT:  # fine-tuned with its fc layers, as torchvision's
+    variables = random_backbone(config, backbone_from_config(config).num_fc if finetuning else 0)
   elif config.eval_only:
     variables = restore_backbone(config, workdir, mesh)
   else:
     out = pretrain(config, workdir, print_fn=print_fn)
     variables = backbone_variables_from_state(out.pop("state"))
     pretext = out
-  le = config.linear_eval
-  finetuning = le.mode == "finetune"
-  if config.task.name == RANDOM_INIT and finetuning:
-    variables = random_backbone(config, backbone_from_config(config).num_fc)  # as torchvision's
   models = {config.experiment: variables}
   if config.task.name != RANDOM_INIT and le.compare_random:
     # the same architecture, data, evaluation and seed
