@@ -52,10 +52,9 @@ def measure_prior(dataset: str, split: str, image_size: int, data_dir: str | Non
   return prior
 
 
-def resolve_prior(config) -> np.ndarray | None:
-  """config.task.options.prior as an array: 'data' (measured on the pretraining split),
-  'shipped' (None: the task's default) or a .npy path."""
-  source = config.task.options.get("prior", "shipped")
+def resolve_prior(config, source: str = "shipped") -> np.ndarray | None:
+  """A colorization prior option (`source`) as an array: 'data' (measured on the config's
+  pretraining split), 'shipped' (None: the task's default) or a .npy path."""
   pc = config.pretrain
   if source == "shipped":
     return None

@@ -2,7 +2,9 @@
 
 A Task bundles three pure pieces:
   make_batch(rng, images, labels) -> (inputs, targets)   runs on device, inside jit
+                                   (with uses_step, also step=: the training step)
   model: a Flax module (backbone + task head); model.apply(vars, inputs, train) -> outputs
+         (or any object with a module's init and apply: multitask's)
   loss(outputs, targets) -> (scalar loss, {metric name: scalar})
 The backbone always lives under the parameter name 'backbone', so any task's
 checkpoint feeds the same linear evaluation.
@@ -24,7 +26,7 @@ import jax.numpy as jnp
 import optax
 
 from sslflax.transforms.color import to_float
-from sslflax.transforms.normalize import standardize
+from sslflax.transforms.normalize import normalize_per_tile, standardize
 
 BatchFn = Callable[[jax.Array, jax.Array, "jax.Array | None"], tuple[Any, Any]]
 LossFn = Callable[[Any, Any], tuple[jax.Array, dict[str, jax.Array]]]
@@ -42,6 +44,7 @@ class Task:
   # linear evaluation uses it for every model it compares, random init included.
   probe_input: Callable[[jax.Array], jax.Array] | None = None
   min_image_size: int = 1  # smallest square input side the task can work with
+  uses_step: bool = False  # make_batch takes step= (the batch depends on the training step)
 
 
 _BUILDERS: dict[str, Callable[..., Task]] = {}
@@ -95,3 +98,35 @@ class ClassifierNet(nn.Module):
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     features, _ = self.backbone(x, train)
     return nn.Dense(self.num_classes, name="head")(features)
+
+
+class LateFusionNet(nn.Module):
+  """Patch tasks' siamese net: a shared conv trunk per patch -> a per-patch fc -> the patches
+  of each group concatenated -> fc -> num_classes logits (Noroozi's jigsaw, Doersch's late
+  fusion).
+
+  Input (B, N, p, p, C) uint8 patches; `groups` (G, K) int indices pick which K patches are
+  fused, giving (B * G) logits in order (image, group); None fuses all N (G = 1). Each patch
+  is normalised per channel first, which hides the brightness, contrast and colour cast
+  that neighbouring patches share.
+  """
+
+  backbone: nn.Module
+  num_classes: int
+  tile_features: int = 1024
+  hidden: int = 4096
+  groups: tuple[tuple[int, ...], ...] | None = None
+
+  @nn.compact
+  def __call__(self, tiles: jax.Array, train: bool = False) -> jax.Array:
+    b, n = tiles.shape[:2]
+    tiles = normalize_per_tile(to_float(tiles))
+    _, taps = self.backbone(tiles.reshape((b * n,) + tiles.shape[2:]), train)
+    x = nn.Dense(self.tile_features, name="tile_fc")(taps["pool5"])
+    x = nn.relu(x).reshape(b, n, self.tile_features)
+    groups = jnp.asarray(self.groups if self.groups is not None else (tuple(range(n)),))
+    x = x[:, groups].reshape(b * groups.shape[0], groups.shape[1] * self.tile_features)
+    x = nn.Dense(self.hidden, use_bias=False, name="fc7")(x)
+    x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, name="bn_fc7")(x))
+    x = nn.Dropout(0.5, deterministic=not train)(x)
+    return nn.Dense(self.num_classes, name="head")(x)

@@ -13,10 +13,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from sslflax.tasks.base import Task, classification_loss, register
+from sslflax.tasks.base import LateFusionNet, Task, classification_loss, register
 from sslflax.transforms.color import quantize, random_grayscale, to_float
 from sslflax.transforms.geometry import random_channel_shift, random_tile_grid
-from sslflax.transforms.normalize import normalize_per_tile
 from sslflax.transforms.permutations import apply_permutation, load_permutations
 
 
@@ -42,7 +41,7 @@ def make_jigsaw_batch(rng: jax.Array, images: jax.Array, permutations: jax.Array
 
   Random per image: the crop of each tile inside its cell (gaps), grayscale
   (prob. grayscale_prob), a spatial shift of each channel of each tile by up to
-  `channel_shift` px, and the permutation drawn from `permutations`. JigsawNet
+  `channel_shift` px, and the permutation drawn from `permutations`. LateFusionNet
   normalises each tile per channel as its first step.
   """
   k_gray, k_shift, k_tiles, k_perm = jax.random.split(rng, 4)
@@ -56,27 +55,6 @@ def make_jigsaw_batch(rng: jax.Array, images: jax.Array, permutations: jax.Array
   tiles = tiles.reshape(b, n, tile, tile, -1)
   index = jax.random.randint(k_perm, (b,), 0, permutations.shape[0])
   return apply_permutation(tiles, permutations[index]), index
-
-
-class JigsawNet(nn.Module):
-  """Siamese trunk per tile (shared weights) -> per-tile fc -> concatenation -> fc -> N-way."""
-
-  backbone: nn.Module
-  num_permutations: int
-  tile_features: int = 1024
-  hidden: int = 4096
-
-  @nn.compact
-  def __call__(self, tiles: jax.Array, train: bool = False) -> jax.Array:
-    b, n = tiles.shape[:2]
-    tiles = normalize_per_tile(to_float(tiles))  # hides brightness, contrast, colour cast
-    _, taps = self.backbone(tiles.reshape((b * n,) + tiles.shape[2:]), train)
-    x = nn.Dense(self.tile_features, name="tile_fc")(taps["pool5"])
-    x = nn.relu(x).reshape(b, n * self.tile_features)
-    x = nn.Dense(self.hidden, use_bias=False, name="fc7")(x)
-    x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, name="bn_fc7")(x))
-    x = nn.Dropout(0.5, deterministic=not train)(x)
-    return nn.Dense(self.num_permutations, name="head")(x)
 
 
 @register("jigsaw")
@@ -96,6 +74,6 @@ def build(backbone: nn.Module, num_permutations: int = 1000, grid: int = 3,
     return make_jigsaw_batch(rng, images, permutations, grid, tile, grayscale_prob,
                              channel_shift)
   trunk = backbone.clone(num_fc=0, conv1_stride=conv1_stride)
-  model = JigsawNet(trunk, num_permutations, tile_features, hidden)
+  model = LateFusionNet(trunk, num_permutations, tile_features, hidden)
   return Task("jigsaw", make_batch, model, classification_loss,
               min_image_size=min_image_size(grid, tile))

@@ -45,11 +45,14 @@ def task_from_config(config, measure_prior: bool = False) -> Task:
   """The config's task on its backbone. A prior option (colorization) is measured on the
   pretraining data only with `measure_prior`; otherwise the shipped one stands in, which
   gives the same shapes (enough to check a config or restore a checkpoint)."""
-  options = config.task.options.to_dict()
-  if "prior" in options:
-    from sslflax.data.priors import resolve_prior
-    options["prior"] = resolve_prior(config) if measure_prior else None
-  return make_task(config.task.name, backbone_from_config(config), **options)
+  from sslflax.data.priors import resolve_prior
+  def with_prior(options: dict) -> dict:  # multitask: a task's options nest under its name
+    options = {k: with_prior(v) if isinstance(v, dict) else v for k, v in options.items()}
+    if "prior" in options:
+      options["prior"] = resolve_prior(config, options["prior"]) if measure_prior else None
+    return options
+  return make_task(config.task.name, backbone_from_config(config),
+                   **with_prior(config.task.options.to_dict()))
 
 
 def augment_spec(config) -> AugmentSpec | None:
@@ -188,11 +191,13 @@ def run_steps(state: TrainState, step_fn, batches, manager, mesh: Mesh, *, label
       save = manager.should_save(done) or done == steps
       if done % log_every == 0 or save:
         last = {k: float(v) for k, v in jax.device_get(metrics).items()}
-        if not all(math.isfinite(v) for v in last.values()):
+        if not all(math.isfinite(last[k]) for k in ("loss", "grad_norm") if k in last):
           raise NonFiniteLossError(
               f"loss is {last['loss']} at step {done} of {label}; stopping. The last good "
               f"checkpoint (step {manager.latest_step()}) is kept; lower {lr_field} or "
               f"check the input data.")
+        # NaN marks a metric not measured this step (multitask's idle tasks under 'alternate').
+        last = {k: v for k, v in last.items() if not math.isnan(v)}
         rate = window_images / max(time.time() - window_start, 1e-9)
         timed_images += window_images
         window_start, window_images = time.time(), 0
@@ -201,8 +206,9 @@ def run_steps(state: TrainState, step_fn, batches, manager, mesh: Mesh, *, label
       if save:
         ckpt_lib.save(manager, done, state, force=done == steps)
       if done % log_every == 0 or save:
-        metric = next((k for k in ("accuracy", "masked_mse") if k in last), None)
+        metric = next((k for k in ("accuracy", "masked_mse", "corrupted_mse") if k in last), None)
         extra = f"  {metric} {last[metric]:.4f}" if metric else ""
+        extra += "".join(f"  {k} {v:.4f}" for k, v in last.items() if k.endswith("/loss"))
         print_fn(f"[{label}] step {done}/{steps}  loss {last['loss']:.4f}{extra}  "
                  f"{last['images_per_sec']:,.0f} img/s  "
                  f"ETA {format_eta((steps - done) * batch_size / last['images_per_sec'])}",

@@ -31,7 +31,8 @@ def train_step(task: Task, tx: optax.GradientTransformation, state: TrainState,
   k_batch, k_dropout = jax.random.split(step_key)
   if augment is not None:
     images = augment(jax.random.fold_in(step_key, AUGMENT_STREAM), images)
-  inputs, targets = task.make_batch(k_batch, images, labels)
+  step_arg = {"step": state.step} if task.uses_step else {}
+  inputs, targets = task.make_batch(k_batch, images, labels, **step_arg)
 
   def loss_fn(params):
     outputs, updates = task.model.apply(

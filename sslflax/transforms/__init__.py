@@ -14,18 +14,19 @@ from sslflax.transforms.augment import (
     random_color_intensity, random_crop_boxes, random_flip, random_views, rotate)
 from sslflax.transforms.color import (
     apply_color_affine, channel_jitter, color_jitter, jitter_affine, jitter_factors, lab_to_rgb,
-    linear_to_srgb, mean_luma, quantize, random_grayscale, rgb_to_grayscale, rgb_to_lab,
-    rgb_to_lightness, srgb_to_linear, to_float)
+    linear_to_srgb, mean_luma, project_out_green_magenta, quantize, random_color_drop,
+    random_grayscale, rgb_to_grayscale, rgb_to_lab, rgb_to_lightness, srgb_to_linear, to_float)
 from sslflax.transforms.colorbins import (
     ab_bins, annealed_mean, compute_in_gamut_bins, default_prior, empirical_prior, nearest_bins,
     rebalance_weights, smooth_distribution, soft_encode, soft_encode_sparse)
 from sslflax.transforms.geometry import (
-    DOWNSAMPLE_METHODS, all_rotations, center_crop, crop_at, downsample_by_2,
-    downsample_random_filter, quadrant_tiles, random_crop, random_crop_offsets,
-    random_channel_shift, random_resized_crop, random_tile_grid, resize, rotate90, tile_grid,
-    untile_grid)
+    DOWNSAMPLE_METHODS, NEIGHBOURS, all_rotations, center_crop, crop_at, crop_patches,
+    downsample_by_2, downsample_random_filter, patch_grid_extent, quadrant_tiles, random_crop,
+    random_crop_offsets, random_channel_shift, random_patch_grid_offsets, random_resized_crop,
+    random_tile_grid, resize, rotate90, tile_grid, untile_grid)
 from sslflax.transforms.masks import (
     boundary_band, central_square_mask, fill_masked, random_block_mask)
+from sslflax.transforms.noise import gaussian_noise, masking_noise
 from sslflax.transforms.normalize import normalize_per_tile, standardize
 from sslflax.transforms.permutations import (
     apply_permutation, hamming_stats, invert_permutation, load_permutations,

@@ -186,3 +186,33 @@ def channel_jitter(rng: jax.Array, images: jax.Array, max_shift: float = 0.1) ->
   shift = jax.random.uniform(rng, (images.shape[0], 1, 1, images.shape[-1]),
                              minval=-max_shift, maxval=max_shift)
   return jnp.clip(images + shift, 0.0, 1.0)
+
+
+# Doersch et al.'s green-magenta axis: lenses' chromatic aberration shifts green against
+# magenta (red + blue), which tells where a patch lay in the photo.
+_GREEN_MAGENTA = np.array([-1.0, 2.0, -1.0], np.float32) / np.sqrt(6.0)
+
+
+def project_out_green_magenta(images: jax.Array) -> jax.Array:
+  """Remove each pixel's green-magenta component (Doersch et al.'s "projection" guard against
+  chromatic aberration), clipped to [0, 1]. Gray pixels have none, so gray images pass
+  unchanged."""
+  images = to_float(images)
+  axis = jnp.asarray(_GREEN_MAGENTA)
+  return jnp.clip(images - (images @ axis)[..., None] * axis, 0.0, 1.0)
+
+
+def random_color_drop(rng: jax.Array, images: jax.Array, noise: float = 0.01) -> jax.Array:
+  """Doersch et al.'s "color dropping": keep one random channel of each image and replace the
+  other two by Gaussian noise around its mean, with `noise` times its standard deviation
+  (the paper's 1/100), so no colour fringe survives."""
+  images = to_float(images)
+  k_keep, k_noise = jax.random.split(rng)
+  b, c = images.shape[0], images.shape[-1]
+  keep = jax.random.randint(k_keep, (b,), 0, c)
+  kept = jnp.take_along_axis(images, keep[:, None, None, None], axis=-1)
+  mean = kept.mean(axis=(1, 2, 3), keepdims=True)
+  std = kept.std(axis=(1, 2, 3), keepdims=True)
+  filler = mean + noise * std * jax.random.normal(k_noise, images.shape)
+  chosen = jnp.arange(c) == keep[:, None, None, None]
+  return jnp.clip(jnp.where(chosen, images, filler), 0.0, 1.0)

@@ -274,3 +274,42 @@ def downsample_random_filter(rng: jax.Array, images: jax.Array,
     return out
   down = jnp.stack([image_in_slot(s) for s in range(m)], axis=1)
   return down.reshape((groups * m,) + down.shape[2:])[:b]
+
+
+# The 8 neighbours of a 3x3 grid's centre cell, row-major: label i is (dy, dx) = NEIGHBOURS[i].
+NEIGHBOURS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
+
+
+def patch_grid_extent(patch: int, gap: int, jitter: int) -> int:
+  """The side of the square a 3x3 grid of `patch` px patches, `gap` px apart, spans when each
+  patch may move by up to `jitter` px."""
+  return 3 * patch + 2 * gap + 2 * jitter
+
+
+def random_patch_grid_offsets(rng: jax.Array, batch: int, image_size: int, patch: int,
+                              gap: int, jitter: int) -> jax.Array:
+  """Top-left corners (batch, 9, 2) of a 3x3 grid of patches per image (row-major, the centre
+  is patch 4), as Doersch et al. sample them: the grid at a uniform position, `gap` px between
+  neighbouring patches, and each patch moved by its own uniform offset in [-jitter, jitter]
+  along y and x. With gap >= 2 * jitter no two patches overlap or touch edge to edge."""
+  extent = patch_grid_extent(patch, gap, jitter)
+  if extent > image_size:
+    raise ValueError(f"a 3x3 grid of {patch} px patches with {gap} px gaps and {jitter} px "
+                     f"jitter spans {extent} px, more than the {image_size} px image; use "
+                     f"smaller patches or a larger image.")
+  if gap < 2 * jitter:
+    raise ValueError(f"gap {gap} < 2 x jitter {jitter}: jittered patches could overlap; "
+                     f"use a gap of at least {2 * jitter}.")
+  k_origin, k_jitter = jax.random.split(rng)
+  origin = jax.random.randint(k_origin, (batch, 1, 2), 0, image_size - extent + 1)
+  cells = jnp.array([(r, c) for r in range(3) for c in range(3)], jnp.int32) * (patch + gap)
+  moves = jax.random.randint(k_jitter, (batch, 9, 2), -jitter, jitter + 1)
+  return origin + jitter + cells[None] + moves
+
+
+def crop_patches(images: jax.Array, offsets: jax.Array, patch: int) -> jax.Array:
+  """(B, H, W, C) and top-left corners (B, N, 2) -> the N patch x patch crops (B, N, p, p, C)."""
+  def one_image(image, corners):
+    return crop_at(jnp.broadcast_to(image, (corners.shape[0],) + image.shape), corners,
+                   (patch, patch))
+  return jax.vmap(one_image)(images, offsets)
