@@ -19,6 +19,11 @@ PAPER_LR = {"rotation": 3e-3, "counting": 1e-4, "jigsaw": 1e-3, "context": 3e-4,
 # The seed's ReduceLROnPlateau(factor=0.75) patience per task (its pretrain.py).
 PAPER_PATIENCE = {"rotation": 2, "counting": 3, "jigsaw": 3, "context": 2, "colorization": 3,
                   "supervised": 3, "random": 3}
+# Tasks the seed did not run take the rate and patience of its nearest task (not tuned).
+PAPER_NEAREST = {"patch_location": "jigsaw", "exemplar": "rotation", "denoising": "context",
+                 "multitask": "jigsaw"}
+PAPER_LR.update({task: PAPER_LR[near] for task, near in PAPER_NEAREST.items()})
+PAPER_PATIENCE.update({task: PAPER_PATIENCE[near] for task, near in PAPER_NEAREST.items()})
 PAPER_SUBSETS = {"paper": 30_000, "paper-30k": 30_000, "paper-60k": 60_000, "paper-120k": 120_000}
 VARIANTS = ("default", "smoke") + tuple(PAPER_SUBSETS)
 

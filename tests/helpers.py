@@ -53,6 +53,12 @@ TINY_TASK_OPTIONS = {
     "jigsaw": {"num_permutations": 8, "tile_features": 64, "hidden": 128},
     "context": {"decoder_width": 16},
     "colorization": {"decoder_width": 32},
+    "patch_location": {"tile_features": 64, "hidden": 128},
+    "exemplar": {"embed_dim": 32, "copies": 4},
+    "denoising": {"decoder_width": 16},
+    "multitask": {"tasks": ("rotation", "jigsaw", "colorization"),
+                  "jigsaw": {"num_permutations": 8, "tile_features": 64, "hidden": 128},
+                  "colorization": {"decoder_width": 32}},
 }
 
 
@@ -60,14 +66,15 @@ def assert_arrays_close(x, y, atol: float) -> None:
   """Floats within atol; uint8 pixels equal, but for rare one-level flips.
 
   A float reduction summed in another order (jit vs eager, one device vs eight) can move a
-  value across a rounding boundary before quantisation: one level, in a handful of pixels.
+  value across a rounding boundary before quantisation: one level, in a handful of pixels
+  (exemplar's rotated, recoloured views: 1.3e-4 of them, jit against eager).
   """
   x, y = np.asarray(x), np.asarray(y)
   if x.dtype != np.uint8:
     np.testing.assert_allclose(x, y, atol=atol)
     return
   diff = np.abs(x.astype(np.int16) - y.astype(np.int16))
-  assert diff.max() <= 1 and (diff > 0).mean() < 1e-4, (diff.max(), (diff > 0).mean())
+  assert diff.max() <= 1 and (diff > 0).mean() < 5e-4, (diff.max(), (diff > 0).mean())
 
 
 def sharded_over_8_devices(make_batch):

@@ -1,0 +1,19 @@
+"""Experiment: patch_location. See configs/common.py for the variants (default, smoke, paper[-60k|-120k])."""
+
+from configs.common import get_base_config
+
+
+def get_config(arg: str | None = None):
+  config = get_base_config("patch_location", arg)
+  # None: the paper's 96 : 48 : 7 patch, gap and jitter, scaled to the image (64 px: 15, 7, 1).
+  config.task.options.patch = None
+  config.task.options.gap = None
+  config.task.options.jitter = None
+  config.task.options.color_guard = "projection"  # a no-op on the gray pool; 'drop' for colour
+  if config.variant == "smoke":
+    config.task.options.tile_features = 32
+    config.task.options.hidden = 64
+  elif config.variant.startswith("paper"):
+    config.task.options.tile_features = 4096  # the paper's fc6 per patch and fc7 of the pair
+    config.task.options.hidden = 4096
+  return config
