@@ -136,6 +136,24 @@ plt.scatter(bins[:, 1], bins[:, 0], s=4, c="lightgray")
 plt.scatter(bins[:, 1], bins[:, 0], s=400 * mass / mass.max(), c="tab:red")
 plt.xlabel("b"); plt.ylabel("a"); plt.title("target mass over the 313 ab bins", fontsize=9)
 plt.show()""",
+    """md:## Relative patch location (Doersch et al. 2015)
+Nine patches of a 3x3 grid, with gaps between them and a small random jitter of each; the
+network sees the centre patch with each of its 8 neighbours and says where the neighbour lies.""",
+    """from sslflax.tasks.patch_location import PAIRS
+patches, labels = make_task("patch_location", backbone).make_batch(rng, images[:1], None)
+show(patches[0], [f"cell {i}" + (" (centre)" if i == 4 else "") for i in range(9)], rows=3, size=1.1)
+print("pair labels:", {PAIRS[i][1]: int(l) for i, l in enumerate(labels[:8])})""",
+    """md:## Exemplar (Dosovitskiy et al. 2014; triplets as Kolesnikov et al. 2019)
+Every image is its own class: 8 heavily transformed views of it (crop, zoom, rotation, colour)
+must embed closer to each other than to any other image's views.""",
+    """views, labels = make_task("exemplar", backbone).make_batch(rng, images[:2], None)
+show(views, [f"image {int(l)}" for l in labels], rows=2)""",
+    """md:## Denoising autoencoder (Vincent et al. 2008)
+A quarter of the input components set to 0 (masking noise); the network reconstructs the
+clean image. `multitask` combines any of these tasks on one backbone.""",
+    """inputs, targets = make_task("denoising", backbone).make_batch(rng, images[:2], None)
+show([inputs[0], targets["image"][0], inputs[1], targets["image"][1]],
+     ["corrupted input", "target", "corrupted input", "target"])""",
     """md:## An augmented stream: new views of one image at every step
 With `config.pretrain.augment`, the host hands whole source images and the jitted step draws
 new views of them (Asano et al. 2020): a random resized crop (down to 1e-3 of the photo's area

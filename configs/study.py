@@ -7,8 +7,8 @@ Variants:
   (none)  the embedded sample on a CPU: every experiment pretrained on one image (the
           astronaut photo, as an augmented stream: Asano et al. 2020) and on its whole default
           set, probed at every layer on Fashion-MNIST and handwritten digits beside random
-          init (12 cells: supervised needs labels, so it has no single-image cell), then
-          each fine-tuned with conv1, conv1..conv3 and conv1..conv5 frozen (36 short cells).
+          init (20 cells: supervised needs labels, so it has no single-image cell), then
+          each fine-tuned with conv1, conv1..conv3 and conv1..conv5 frozen (60 short cells).
   smoke   seconds per cell, for tests and for checking an install.
   paper   the seed paper on GPUs: ImageNet 30K/60K/120K, 50 epochs each, probed on
           CIFAR-10, SVHN and Oxford Flowers 102, probed at conv3 and fine-tuned above it (the
@@ -26,7 +26,8 @@ import pathlib
 
 import ml_collections
 
-EXPERIMENTS = ("random", "supervised", "rotation", "counting", "jigsaw", "context", "colorize")
+EXPERIMENTS = ("random", "supervised", "rotation", "counting", "jigsaw", "context", "colorize",
+               "patch_location", "exemplar", "denoising", "multitask")
 # The single image of the default study: the astronaut photo (NASA, public domain) of the
 # embedded sample, chosen before any run for its varied content (face, suit, flag, shelves).
 SINGLE_IMAGE = (pathlib.Path(__file__).resolve().parents[1] / "sslflax" / "data" / "sample" /
@@ -59,8 +60,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.subset_sizes = (1, 0)  # one image, and each experiment's whole default set
     c.single_image = str(SINGLE_IMAGE)
     c.single_image_augment = dict(enabled=True, source_size=384, crop_area=(1e-3, 1.0))
-    c.overrides.pretrain = dict(steps=300)  # half the single runs' steps: 12 cells in ~40 min
-    # A small freeze-layer sweep: 36 fine-tune cells of 3 epochs, about 10 min more.
+    c.overrides.pretrain = dict(steps=300)  # half the single runs' steps: 20 cells in ~80 min
+    # A small freeze-layer sweep: 60 fine-tune cells of 3 epochs, about 17 min more.
     c.freeze_layers = (1, 3, 5)
     c.overrides.linear_eval = dict(finetune_epochs=3)
   elif variant == "smoke":
