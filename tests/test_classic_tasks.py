@@ -128,6 +128,28 @@ def test_triplet_semihard_loss_equals_a_brute_force_loop(seed):
   assert float(nearest_neighbour_accuracy(jnp.asarray(emb), jnp.asarray(labels))) == pytest.approx(expect)
 
 
+def test_triplet_loss_over_8_devices_mines_negatives_from_the_global_batch():
+  """Embeddings split over 8 devices: the same loss and gradient as on one, so every view's
+  negatives come from all devices. (A whole training step is not compared, as for the other
+  tasks: the semi-hard choice is discontinuous, and float round-off in a sharded forward pass
+  can pick another negative.)"""
+  from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+  rng = np.random.default_rng(0)
+  emb = rng.normal(size=(32, 8)).astype(np.float32)
+  emb = jnp.asarray(emb / np.linalg.norm(emb, axis=1, keepdims=True))
+  labels = jnp.repeat(jnp.arange(8), 4)  # each image's 4 views on one device
+  loss_and_grad = jax.value_and_grad(lambda e, l: triplet_semihard_loss(e, l, 0.5))
+  single = jax.jit(loss_and_grad)(emb, labels)
+  mesh = Mesh(np.array(jax.devices()), ("data",))
+  data = NamedSharding(mesh, P("data"))
+  sharded = jax.jit(loss_and_grad, in_shardings=(data, data))(emb, labels)
+  np.testing.assert_allclose(sharded[0], single[0], rtol=1e-6)
+  np.testing.assert_allclose(sharded[1], single[1], atol=1e-6)
+  # A device alone holds no negative; the loss is the brute-force one over all 32 views.
+  np.testing.assert_allclose(single[0], brute_force_triplet_loss(
+      np.asarray(emb, np.float64), np.asarray(labels), 0.5), rtol=1e-4)
+
+
 def test_triplet_loss_is_zero_for_well_separated_classes():
   emb = jnp.asarray(np.repeat(np.eye(4, dtype=np.float32), 3, axis=0))  # 4 classes x 3 views
   labels = jnp.repeat(jnp.arange(4), 3)
