@@ -70,7 +70,7 @@ class MultiTaskModel:
     return out, variables
 
   def apply(self, variables, inputs, train: bool = False, rngs=None, mutable=False):
-    """{task: outputs} (None for the tasks a step of 'alternate' skips)."""
+    """{task: outputs}; under 'alternate' the idle tasks' outputs are zeros of their shape."""
     variables = dict(variables)
     if self.combine == "alternate" and train and "active" in inputs:
       outputs, variables = self._alternate(variables, inputs, rngs, mutable)
