@@ -138,12 +138,13 @@ def get_base_config(experiment: str, variant: str | None) -> ml_collections.Conf
     c.pretrain.image_size = 224
     c.pretrain.batch_size = 256
     c.pretrain.steps = 50 * PAPER_SUBSETS[variant] // 256  # 50 epochs
-    c.optim.lr = PAPER_LR[experiment]
-    # The seed's ReduceLROnPlateau x0.75 per epoch; it watched the held-out pretext loss,
-    # sslflax the training loss averaged over each epoch (no pretext validation pass).
-    c.optim.schedule = "plateau"
-    c.optim.plateau_factor = 0.75
-    c.optim.plateau_patience = PAPER_PATIENCE[experiment]
+    if experiment in PAPER_LR:  # the joint-embedding methods' configs set their own papers'
+      c.optim.lr = PAPER_LR[experiment]
+      # The seed's ReduceLROnPlateau x0.75 per epoch; it watched the held-out pretext loss,
+      # sslflax the training loss averaged over each epoch (no pretext validation pass).
+      c.optim.schedule = "plateau"
+      c.optim.plateau_factor = 0.75
+      c.optim.plateau_patience = PAPER_PATIENCE[experiment]
     # The seed's pretraining augmentation: Resize(int(size * 4 / 3.5)), RandomCrop(size),
     # RandomHorizontalFlip (256 -> 224).
     c.pretrain.resize_to = int(c.pretrain.image_size * 4 / 3.5)

@@ -59,6 +59,9 @@ TINY_TASK_OPTIONS = {
     "multitask": {"tasks": ("rotation", "jigsaw", "colorization"),
                   "jigsaw": {"num_permutations": 8, "tile_features": 64, "hidden": 128},
                   "colorization": {"decoder_width": 32}},
+    "simclr": {"hidden": 32, "out": 16},
+    "byol": {"hidden": 32, "out": 16, "predictor_hidden": 32, "total_steps": 40},
+    "moco": {"hidden": 32, "out": 16, "queue_size": 64},
 }
 
 

@@ -16,7 +16,7 @@ from sslflax.train.loop import NonFiniteLossError, pretrain
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
 EXPERIMENTS = ("rotation", "counting", "jigsaw", "context", "colorize", "supervised", "random",
-               "patch_location", "exemplar", "denoising", "multitask")
+               "patch_location", "exemplar", "denoising", "multitask", "simclr", "byol", "moco")
 
 
 def load_config(name: str, variant: str | None = "smoke"):
@@ -182,7 +182,8 @@ def test_bad_inputs_fail_before_training(tmp_path):
     load_config("rotation", "huge")
 
 
-@pytest.mark.parametrize("name", ["rotation", "jigsaw", "colorization", "multitask"])
+@pytest.mark.parametrize("name", ["rotation", "jigsaw", "colorization", "multitask", "simclr",
+                                  "byol", "moco"])
 def test_eight_devices_compute_the_update_of_one(name):
   """jit over an 8-device ('data',) mesh == one device, same global batch (BatchNorm included)."""
   import functools

@@ -62,6 +62,9 @@ def test_forward_and_loss_are_finite(name, real_images):
   task = build(name)
   inputs, targets = task.make_batch(jax.random.key(0), jnp.asarray(real_images[:4]), jnp.arange(4))
   variables = task.model.init({"params": jax.random.key(1), "dropout": jax.random.key(2)}, inputs)
+  if task.memory is not None:  # momentum encoders and queues make the targets
+    memory = task.memory.init(variables, jax.random.key(3))
+    targets = task.memory.read(memory, variables, inputs, targets, 0, jax.random.key(4))
   outputs = task.model.apply(variables, inputs)
   loss, metrics = task.loss(outputs, targets)
   assert np.isfinite(float(loss)) and all(np.isfinite(float(v)) for v in metrics.values())

@@ -33,6 +33,22 @@ LossFn = Callable[[Any, Any], tuple[jax.Array, dict[str, jax.Array]]]
 
 
 @dataclasses.dataclass(frozen=True)
+class Memory:
+  """What a task keeps beside its trained parameters, outside the gradient (a momentum
+  encoder, a queue of keys): TrainState.memory, checkpointed with the rest.
+
+  init(variables, rng) -> memory, from the freshly initialised {'params', 'batch_stats'};
+  read(memory, variables, inputs, targets, step, rng) -> targets, before the forward (e.g.
+    the momentum encoder's outputs joined to the targets; no gradient flows through it);
+  update(memory, variables, outputs, targets, step) -> memory, after the optimiser's update,
+    with the updated variables and the step's outputs and (read) targets.
+  """
+  init: Callable[..., Any]
+  read: Callable[..., Any]
+  update: Callable[..., Any]
+
+
+@dataclasses.dataclass(frozen=True)
 class Task:
   name: str
   make_batch: BatchFn
@@ -45,6 +61,7 @@ class Task:
   probe_input: Callable[[jax.Array], jax.Array] | None = None
   min_image_size: int = 1  # smallest square input side the task can work with
   uses_step: bool = False  # make_batch takes step= (the batch depends on the training step)
+  memory: Memory | None = None  # state beside the parameters (momentum encoders, queues)
 
 
 _BUILDERS: dict[str, Callable[..., Task]] = {}

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import jax
 import optax
 
-OPTIMIZERS = ("adam", "adamw", "sgd")
+OPTIMIZERS = ("adam", "adamw", "sgd", "lars")
 SCHEDULES = ("constant", "cosine", "step", "exponential", "plateau")
 
 
@@ -38,8 +39,9 @@ def reduce_on_plateau(optim, steps_per_epoch: int) -> optax.GradientTransformati
 
 
 def make_optimizer(optim, total_steps: int, steps_per_epoch: int) -> optax.GradientTransformation:
-  """optim.name: 'adam' | 'adamw' | 'sgd' (Nesterov momentum optim.momentum); weight decay
-  optim.weight_decay (L2 added to the gradient for adam/sgd, decoupled for adamw);
+  """optim.name: 'adam' | 'adamw' | 'sgd' (Nesterov momentum optim.momentum) | 'lars' (see
+  `lars`); weight decay optim.weight_decay (L2 added to the gradient for adam/sgd, decoupled
+  for adamw, inside LARS's trust ratio for lars);
   optim.schedule 'plateau' adds `reduce_on_plateau`."""
   schedule = make_schedule(optim, total_steps, steps_per_epoch)
   if optim.schedule == "plateau":
@@ -47,7 +49,22 @@ def make_optimizer(optim, total_steps: int, steps_per_epoch: int) -> optax.Gradi
   return _base_optimizer(optim, schedule)
 
 
+def weights_only(params):
+  """True for kernels, False for biases and BatchNorm scales and offsets (1-D leaves)."""
+  return jax.tree.map(lambda p: p.ndim > 1, params)
+
+
+def lars(optim, schedule: optax.Schedule) -> optax.GradientTransformation:
+  """LARS (You et al. 2017) as SimCLR trains with it: momentum optim.momentum, trust
+  coefficient 0.001, and both weight decay and the trust ratio applied to kernels only
+  (SimCLR excludes biases and BatchNorm parameters)."""
+  return optax.lars(schedule, weight_decay=optim.weight_decay, weight_decay_mask=weights_only,
+                    trust_ratio_mask=weights_only, momentum=optim.momentum)
+
+
 def _base_optimizer(optim, schedule: optax.Schedule) -> optax.GradientTransformation:
+  if optim.name == "lars":
+    return lars(optim, schedule)
   if optim.name == "adamw":
     return optax.adamw(schedule, weight_decay=optim.weight_decay)
   if optim.name == "adam":

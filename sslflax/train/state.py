@@ -12,12 +12,16 @@ import optax
 from sslflax.tasks.base import Task
 
 
+MEMORY_STREAM = 2  # fold_in(key, this): the task memory's randomness, apart from the others
+
+
 class TrainState(flax.struct.PyTreeNode):
   step: jax.Array
   params: Any
   batch_stats: Any
   opt_state: Any
   rng: jax.Array  # base key; step keys are fold_in(rng, step), so a resumed run draws the same
+  memory: Any = None  # the task's Memory (momentum encoder, queue); None for most tasks
 
 
 def create_train_state(rng: jax.Array, task: Task, tx: optax.GradientTransformation,
@@ -27,6 +31,10 @@ def create_train_state(rng: jax.Array, task: Task, tx: optax.GradientTransformat
   inputs, _ = task.make_batch(k_batch, example_images, example_labels)
   variables = task.model.init({"params": k_init, "dropout": k_dropout}, inputs, train=False)
   params = variables["params"]
-  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                    batch_stats=variables.get("batch_stats", {}), opt_state=tx.init(params),
-                    rng=jax.random.key_data(k_state))
+  batch_stats = variables.get("batch_stats", {})
+  memory = None
+  if task.memory is not None:  # its own key, so the other tasks' draws stay as they were
+    memory = task.memory.init({"params": params, "batch_stats": batch_stats},
+                              jax.random.fold_in(rng, MEMORY_STREAM))
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
+                    opt_state=tx.init(params), rng=jax.random.key_data(k_state), memory=memory)

@@ -8,7 +8,7 @@ import jax
 import optax
 
 from sslflax.tasks.base import Task
-from sslflax.train.state import TrainState
+from sslflax.train.state import MEMORY_STREAM, TrainState
 
 
 AUGMENT_STREAM = 1  # fold_in(step key, this) draws the augmentation, apart from the task's keys
@@ -33,18 +33,27 @@ def train_step(task: Task, tx: optax.GradientTransformation, state: TrainState,
     images = augment(jax.random.fold_in(step_key, AUGMENT_STREAM), images)
   step_arg = {"step": state.step} if task.uses_step else {}
   inputs, targets = task.make_batch(k_batch, images, labels, **step_arg)
+  memory = state.memory
+  if task.memory is not None:
+    targets = jax.lax.stop_gradient(task.memory.read(
+        memory, {"params": state.params, "batch_stats": state.batch_stats}, inputs, targets,
+        state.step, jax.random.fold_in(step_key, MEMORY_STREAM)))
 
   def loss_fn(params):
     outputs, updates = task.model.apply(
         {"params": params, "batch_stats": state.batch_stats}, inputs, train=True,
         rngs={"dropout": k_dropout}, mutable=["batch_stats"])
     loss, metrics = task.loss(outputs, targets)
-    return loss, (metrics, updates["batch_stats"])
+    return loss, (metrics, updates["batch_stats"], outputs)
 
-  (loss, (metrics, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  (loss, (metrics, batch_stats, outputs)), grads = jax.value_and_grad(
+      loss_fn, has_aux=True)(state.params)
   updates, opt_state = tx.update(grads, state.opt_state, state.params, value=loss)  # value: reduce-on-plateau
   params = optax.apply_updates(state.params, updates)
   metrics = dict(metrics, loss=loss, grad_norm=optax.global_norm(grads))
+  if task.memory is not None:
+    memory = task.memory.update(memory, {"params": params, "batch_stats": batch_stats},
+                                jax.lax.stop_gradient(outputs), targets, state.step)
   new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
-                            opt_state=opt_state)
+                            opt_state=opt_state, memory=memory)
   return new_state, metrics

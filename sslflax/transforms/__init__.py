@@ -7,6 +7,7 @@ batches; random ones take an explicit PRNG key. Example:
   rotated, labels = T.all_rotations(T.to_float(images))       # (4B, H, W, C), (4B,)
   lab = T.rgb_to_lab(T.to_float(images))                      # L in [0, 100]
   views = T.random_views(key, images, T.AugmentSpec(), 64)    # new uint8 64 px views per call
+  v1, v2 = T.multi_view(key, images, (T.SIMCLR_VIEW,) * 2, (64, 64))  # SimCLR's two views
 """
 
 from sslflax.transforms.augment import (
@@ -27,6 +28,10 @@ from sslflax.transforms.geometry import (
 from sslflax.transforms.masks import (
     boundary_band, central_square_mask, fill_masked, random_block_mask)
 from sslflax.transforms.noise import gaussian_noise, masking_noise
+from sslflax.transforms.views import (
+    BYOL_VIEWS, JITTER_OPS, SIMCLR_VIEW, ViewSpec, blur_kernel_size, color_jitter_in_order,
+    gaussian_blur, gaussian_kernels, jitter_params, multi_crop_specs, multi_view, random_color_jitter, random_gaussian_blur,
+    random_solarize, random_view, solarize)
 from sslflax.transforms.normalize import normalize_per_tile, standardize
 from sslflax.transforms.permutations import (
     apply_permutation, hamming_stats, invert_permutation, load_permutations,

@@ -1,0 +1,31 @@
+"""Experiment: MoCo v2. See configs/common.py for the variants (default, smoke, paper[-60k|-120k])."""
+
+from configs.common import get_base_config
+
+
+def get_config(arg: str | None = None):
+  config = get_base_config("moco", arg)
+  config.task.options.temperature = 0.2
+  config.task.options.momentum = 0.99  # 0.999 in the paper's 200 epochs; 600 steps need less
+  config.task.options.queue_size = 4096  # 32 batches (65,536 in the paper)
+  config.task.options.hidden = 1024
+  config.task.options.out = 128
+  config.task.options.crop_area = (0.2, 1.0)
+  config.model.dropout = 0.0
+  if config.variant == "default":
+    config.pretrain.batch_size = 128  # x 2 views (one through the momentum encoder)
+  # MoCo v2: SGD momentum 0.9, lr 0.03 x batch / 256, weight decay 1e-4, cosine.
+  config.optim.name = "sgd"
+  config.optim.lr = 0.03 * config.pretrain.batch_size / 256
+  config.optim.weight_decay = 1e-4
+  if config.variant == "smoke":
+    config.pretrain.batch_size = 16
+    config.task.options.queue_size = 64
+    config.task.options.hidden = 32
+    config.task.options.out = 16
+  elif config.variant.startswith("paper"):
+    config.task.options.momentum = 0.999
+    config.task.options.queue_size = 65536
+    config.task.options.hidden = 2048
+    config.optim.lr = 0.03 * config.pretrain.batch_size / 256
+  return config

@@ -1,0 +1,34 @@
+"""Experiment: SimCLR. See configs/common.py for the variants (default, smoke, paper[-60k|-120k])."""
+
+import math
+
+from configs.common import get_base_config
+
+
+def get_config(arg: str | None = None):
+  config = get_base_config("simclr", arg)
+  config.task.options.temperature = 0.5  # the paper's CIFAR setting (0.1 on ImageNet)
+  config.task.options.hidden = 1024
+  config.task.options.out = 128
+  config.task.options.crop_area = (0.08, 1.0)
+  config.task.options.color_strength = 0.5  # s: the paper's CIFAR setting (1.0 on ImageNet)
+  config.task.options.blur_prob = 0.5
+  config.model.dropout = 0.0  # two views of one image must not get different masks
+  if config.variant == "default":
+    config.pretrain.batch_size = 128  # x 2 views: 256 forward images a step, as rotation's
+  # LARS, linear warm-up and cosine decay (the paper); lr 0.075 sqrt(batch), its rule for
+  # small batches and short runs (appendix B.1), weight decay 1e-6.
+  config.optim.name = "lars"
+  config.optim.lr = 0.075 * math.sqrt(config.pretrain.batch_size)
+  config.optim.weight_decay = 1e-6
+  config.optim.warmup_steps = config.pretrain.steps // 10
+  if config.variant == "smoke":
+    config.pretrain.batch_size = 16
+    config.task.options.hidden = 32
+    config.task.options.out = 16
+  elif config.variant.startswith("paper"):
+    config.task.options.temperature = 0.1
+    config.task.options.color_strength = 1.0
+    config.task.options.hidden = 4096
+    config.optim.lr = 0.3 * config.pretrain.batch_size / 256  # linear rule at batch 256
+  return config
