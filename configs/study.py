@@ -27,7 +27,7 @@ import pathlib
 import ml_collections
 
 EXPERIMENTS = ("random", "supervised", "rotation", "counting", "jigsaw", "context", "colorize",
-               "patch_location", "exemplar", "denoising", "multitask")
+               "patch_location", "exemplar", "denoising", "multitask", "simclr", "byol", "moco")
 # The single image of the default study: the astronaut photo (NASA, public domain) of the
 # embedded sample, chosen before any run for its varied content (face, suit, flag, shelves).
 SINGLE_IMAGE = (pathlib.Path(__file__).resolve().parents[1] / "sslflax" / "data" / "sample" /
@@ -60,8 +60,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.subset_sizes = (1, 0)  # one image, and each experiment's whole default set
     c.single_image = str(SINGLE_IMAGE)
     c.single_image_augment = dict(enabled=True, source_size=384, crop_area=(1e-3, 1.0))
-    c.overrides.pretrain = dict(steps=300)  # half the single runs' steps: 20 cells in ~80 min
-    # A small freeze-layer sweep: 60 fine-tune cells of 3 epochs, about 17 min more.
+    c.overrides.pretrain = dict(steps=300)  # half the single runs' steps: 26 cells in ~105 min
+    # A small freeze-layer sweep: 78 fine-tune cells of 3 epochs, about 22 min more.
     c.freeze_layers = (1, 3, 5)
     c.overrides.linear_eval = dict(finetune_epochs=3)
   elif variant == "smoke":
