@@ -154,6 +154,12 @@ clean image. `multitask` combines any of these tasks on one backbone.""",
     """inputs, targets = make_task("denoising", backbone).make_batch(rng, images[:2], None)
 show([inputs[0], targets["image"][0], inputs[1], targets["image"][1]],
      ["corrupted input", "target", "corrupted input", "target"])""",
+    """md:## SimCLR (Chen et al. 2020): two views, and the other 2N - 2 as negatives
+Each image gets two views from SimCLR's distribution (`T.SIMCLR_VIEW`: random resized crop,
+flip, colour jitter in random order, grayscale, blur); NT-Xent pulls a view's embedding to its
+twin and away from every other view of the global batch. `byol` and `moco` use the same views.""",
+    """views, _ = make_task("simclr", backbone).make_batch(rng, images[:4], None)
+show(views, [f"image {i // 2}, view {i % 2 + 1}" for i in range(8)], rows=2)""",
     """md:## An augmented stream: new views of one image at every step
 With `config.pretrain.augment`, the host hands whole source images and the jitted step draws
 new views of them (Asano et al. 2020): a random resized crop (down to 1e-3 of the photo's area
