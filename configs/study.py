@@ -27,7 +27,7 @@ import pathlib
 import ml_collections
 
 EXPERIMENTS = ("random", "supervised", "rotation", "counting", "jigsaw", "context", "colorize",
-               "patch_location", "exemplar", "denoising", "multitask", "simclr", "byol", "moco")
+               "patch_location", "exemplar", "denoising", "multitask", "simclr", "byol", "moco", "swav")
 # The single image of the default study: the astronaut photo (NASA, public domain) of the
 # embedded sample, chosen before any run for its varied content (face, suit, flag, shelves).
 SINGLE_IMAGE = (pathlib.Path(__file__).resolve().parents[1] / "sslflax" / "data" / "sample" /

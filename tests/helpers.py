@@ -62,6 +62,8 @@ TINY_TASK_OPTIONS = {
     "simclr": {"hidden": 32, "out": 16},
     "byol": {"hidden": 32, "out": 16, "predictor_hidden": 32, "total_steps": 40},
     "moco": {"hidden": 32, "out": 16, "queue_size": 64},
+    "swav": {"hidden": 32, "out": 16, "num_prototypes": 20, "num_local": 2, "local_size": 16,
+             "queue_size": 32},
 }
 
 

@@ -16,7 +16,7 @@ from sslflax.train.loop import NonFiniteLossError, pretrain
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
 EXPERIMENTS = ("rotation", "counting", "jigsaw", "context", "colorize", "supervised", "random",
-               "patch_location", "exemplar", "denoising", "multitask", "simclr", "byol", "moco")
+               "patch_location", "exemplar", "denoising", "multitask", "simclr", "byol", "moco", "swav")
 
 
 def load_config(name: str, variant: str | None = "smoke"):
@@ -186,7 +186,7 @@ def test_bad_inputs_fail_before_training(tmp_path):
 # 1 device by up to 3.5e-4 (conv1), while jit against eager on one device already moves their
 # gradient norm by 9e-4 of 124. Their sharded losses and gradients are checked in
 # tests/test_joint.py; the step's discrepancy is an open question (docs/design.md).
-@pytest.mark.parametrize("name", ["rotation", "jigsaw", "colorization", "multitask", "byol"])
+@pytest.mark.parametrize("name", ["rotation", "jigsaw", "colorization", "multitask", "byol", "swav"])
 def test_eight_devices_compute_the_update_of_one(name):
   """jit over an 8-device ('data',) mesh == one device, same global batch (BatchNorm included)."""
   import functools
@@ -203,7 +203,7 @@ def test_eight_devices_compute_the_update_of_one(name):
   # (2e-4 in 0.2% of weights, the same after one step). A smaller step keeps the comparison
   # about sharding, as it is for each single task. BYOL's loss is steeper still: one small
   # step, compared at 1e-4.
-  joint = name == "byol"
+  joint = name in ("byol", "swav")
   tx = optax.sgd(0.01 if joint else 0.03 if name == "multitask" else 0.1)
   steps, atol = (1, 1e-4) if joint else (2, 1e-5)
   images = jax.numpy.asarray(photo_crops(16, 64, seed=5))
@@ -223,7 +223,10 @@ def test_eight_devices_compute_the_update_of_one(name):
   np.testing.assert_allclose(l1, l8, rtol=1e-4)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-3, atol=atol), p1, p8)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-3, atol=atol), s1, s8)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-3, atol=atol), m1, m8)
+  # SwAV's queue holds raw forward embeddings of 16 px local-size crops through BN over 16
+  # images, where reductions in another order move 4 of 1,024 values by up to 3.3e-4.
+  memory_atol = 1e-3 if name == "swav" else atol
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-3, atol=memory_atol), m1, m8)
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)

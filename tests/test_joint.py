@@ -1,4 +1,4 @@
-"""Joint-embedding methods (SimCLR, BYOL, MoCo v2) and their views, against independent oracles:
+"""Joint-embedding methods (SimCLR, BYOL, MoCo v2, SwAV) and their views, against independent oracles:
 numpy losses written from the papers' formulas, scipy's and PIL's filters, exact EMA updates."""
 
 import functools
@@ -15,6 +15,7 @@ from sslflax.tasks.byol import byol_loss
 from sslflax.tasks.joint import cosine_momentum, ema_update
 from sslflax.tasks.moco import enqueue, infonce_loss
 from sslflax.tasks.simclr import nt_xent_loss
+from sslflax.tasks.swav import sinkhorn, swapped_prediction_loss
 from sslflax.train import create_train_state, train_step
 from tests.helpers import TINY_TASK_OPTIONS, photo_crops, tiny_backbone
 
@@ -143,6 +144,116 @@ def test_moco_enqueues_the_keys_of_each_step():
 def test_ema_update_leaf_by_leaf():
   out = ema_update({"a": jnp.array([1.0, 2.0])}, {"a": jnp.array([3.0, 6.0])}, 0.75)
   np.testing.assert_allclose(np.asarray(out["a"]), [1.5, 3.0])
+
+
+# --- SwAV ----------------------------------------------------------------------------------
+
+def numpy_sinkhorn(scores: np.ndarray, eps: float, iterations: int) -> np.ndarray:
+  """SwAV's distributed_sinkhorn (main_swav.py) on one process, in float64."""
+  q = np.exp(scores / eps).T
+  k, b = q.shape
+  q /= q.sum()
+  for _ in range(iterations):
+    q /= q.sum(axis=1, keepdims=True)
+    q /= k
+    q /= q.sum(axis=0, keepdims=True)
+    q /= b
+  return (q * b).T
+
+
+def test_sinkhorn_equals_swavs_code_and_meets_its_marginals():
+  rng = np.random.default_rng(7)
+  z = rng.normal(size=(64, 8))
+  c = rng.normal(size=(10, 8))
+  scores = (z / np.linalg.norm(z, axis=1, keepdims=True)) @ (c / np.linalg.norm(c, axis=1,
+                                                                               keepdims=True)).T
+  codes = np.asarray(sinkhorn(jnp.asarray(scores, jnp.float32), 0.05, 3))
+  np.testing.assert_allclose(codes, numpy_sinkhorn(scores, 0.05, 3), rtol=2e-4, atol=1e-6)
+  # The last step normalises samples: each row is a distribution over the prototypes.
+  np.testing.assert_allclose(codes.sum(axis=1), 1.0, rtol=1e-5)
+  # Prototypes get B/K each in the limit; 3 iterations come close, more come closer.
+  many = np.asarray(sinkhorn(jnp.asarray(scores, jnp.float32), 0.05, 200))
+  np.testing.assert_allclose(many.sum(axis=0), 64 / 10, rtol=1e-3)
+  softmax = np.exp(scores / 0.05) / np.exp(scores / 0.05).sum(1, keepdims=True)
+  assert np.abs(codes.sum(0) - 6.4).max() < 0.5 * np.abs(softmax.sum(0) - 6.4).max()
+  # A constant added to every score cancels (exp(s / eps) alone would overflow float32).
+  shifted = np.asarray(sinkhorn(jnp.asarray(scores + 100, jnp.float32), 0.05, 3))
+  np.testing.assert_allclose(shifted, codes, rtol=1e-3, atol=1e-6)
+
+
+def test_sinkhorn_over_8_devices_equals_one_device():
+  """Sinkhorn's sums run over the global batch: sharding the samples changes nothing."""
+  from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+  scores = jnp.asarray(np.random.default_rng(8).uniform(-1, 1, size=(32, 12)), jnp.float32)
+  single = jax.jit(sinkhorn)(scores)
+  mesh = Mesh(np.array(jax.devices()), ("data",))
+  sharded = jax.jit(sinkhorn, in_shardings=NamedSharding(mesh, P("data")))(
+      jax.device_put(scores, NamedSharding(mesh, P("data"))))
+  np.testing.assert_allclose(np.asarray(single), np.asarray(sharded), rtol=1e-5, atol=1e-7)
+
+
+def test_swapped_prediction_equals_a_numpy_loop():
+  rng = np.random.default_rng(9)
+  scores = rng.uniform(-1, 1, size=(4, 5, 6))  # 2 global + 2 local crops, 5 images, 6 prototypes
+  codes = rng.dirichlet(np.ones(6), size=(2, 5))
+  loss, _ = swapped_prediction_loss(jnp.asarray(scores, jnp.float32),
+                                    jnp.asarray(codes, jnp.float32), 4, 0.1)
+  def log_softmax(x):
+    x = x / 0.1
+    return x - np.log(np.exp(x).sum())
+  expect = 0.0
+  for g in range(2):
+    sub = 0.0
+    for v in range(4):
+      if v != g:
+        sub += np.mean([-(codes[g, i] * log_softmax(scores[v, i])).sum() for i in range(5)])
+    expect += sub / 3
+  np.testing.assert_allclose(float(loss), expect / 2, rtol=1e-5)
+
+
+def test_swav_queue_keeps_the_newest_global_embeddings_and_joins_sinkhorn_when_full():
+  options = dict(TINY_TASK_OPTIONS["swav"], queue_size=32, queue_start_step=0)
+  task = make_task("swav", tiny_backbone(dropout=0.0), **options)
+  images = jnp.asarray(photo_crops(16, 32, seed=2))
+  tx = optax.sgd(0.05)
+  state = create_train_state(jax.random.key(0), task, tx, images)
+  assert state.memory["queue"].shape == (2, 32, 16) and int(state.memory["filled"]) == 0
+  step = jax.jit(functools.partial(train_step, task, tx))
+  key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), 0)
+  inputs, _ = task.make_batch(jax.random.split(key)[0], images, None)
+  outputs, _ = task.model.apply({"params": state.params, "batch_stats": state.batch_stats},
+                                inputs, train=True, mutable=["batch_stats"])
+  state, _ = step(state, images, None)
+  queue = np.asarray(state.memory["queue"])
+  assert int(state.memory["filled"]) == 16
+  # Rows 0..15 of each global crop's queue: that crop's embeddings of this step, in order.
+  embeddings = np.asarray(outputs["embeddings"][0]).reshape(16, 2, 16)
+  np.testing.assert_allclose(queue[:, :16], embeddings.transpose(1, 0, 2), atol=1e-5)
+  np.testing.assert_array_equal(queue[:, 16:], 0)
+  read = lambda s, st: task.memory.read(s.memory, None, None, {"frozen": False}, st, None)
+  assert not bool(read(state, 1)["use_queue"])  # half full
+  state, _ = step(state, images, None)
+  np.testing.assert_allclose(np.asarray(state.memory["queue"])[:, 16:], queue[:, :16])  # shifted
+  assert bool(read(state, 2)["use_queue"])
+  late = make_task("swav", tiny_backbone(dropout=0.0), **dict(options, queue_start_step=5))
+  assert not bool(late.memory.read(state.memory, None, None, {}, 2, None)["use_queue"])
+
+
+def test_swav_freezes_the_prototypes_for_the_first_steps():
+  options = dict(TINY_TASK_OPTIONS["swav"], queue_size=0, freeze_prototypes_steps=1)
+  task = make_task("swav", tiny_backbone(dropout=0.0), **options)
+  images = jnp.asarray(photo_crops(16, 32, seed=2))
+  tx = optax.sgd(0.05)
+  state = create_train_state(jax.random.key(0), task, tx, images)
+  step = jax.jit(functools.partial(train_step, task, tx))
+  first, _ = step(state, images, None)
+  np.testing.assert_array_equal(first.params["prototypes"], state.params["prototypes"])
+  assert not np.allclose(first.params["projector"]["dense1"]["kernel"],
+                         state.params["projector"]["dense1"]["kernel"])
+  second, _ = step(first, images, None)
+  assert not np.allclose(second.params["prototypes"], first.params["prototypes"])
+  with pytest.raises(ValueError, match="multiple of the global batch"):
+    make_task("swav", tiny_backbone(), queue_size=24).make_batch(jax.random.key(0), images)
 
 
 # --- views ---------------------------------------------------------------------------------

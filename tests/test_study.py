@@ -73,10 +73,10 @@ def test_grid_runs_random_init_once_per_seed_and_one_image_per_pretext_task():
   config.seeds = (0, 1)
   cells = study.grid(config)
   # Random; supervised on the whole set; tasks x 2; then all of those fine-tuned at 3 layers.
-  assert len(cells) == 4 * 2 * (1 + 1 + 12 * 2)
+  assert len(cells) == 4 * 2 * (1 + 1 + 13 * 2)
   assert config.freeze_layers == (1, 3, 5)
-  assert all(c.freeze is None for c in cells[:52]) and all(c.freeze for c in cells[52:])
-  for name in ("patch_location", "exemplar", "denoising", "multitask", "simclr", "byol", "moco"):
+  assert all(c.freeze is None for c in cells[:56]) and all(c.freeze for c in cells[56:])
+  for name in ("patch_location", "exemplar", "denoising", "multitask", "simclr", "byol", "moco", "swav"):
     assert Cell(name, 1, 0) in cells and Cell(name, 0, 1) in cells
   assert [c for c in cells[:40] if c.experiment == "random"] == [Cell("random", None, 0),
                                                                   Cell("random", None, 1)]

@@ -1,0 +1,46 @@
+"""Experiment: SwAV. See configs/common.py for the variants (default, smoke, paper[-60k|-120k])."""
+
+from configs.common import get_base_config
+
+
+def get_config(arg: str | None = None):
+  config = get_base_config("swav", arg)
+  config.task.options.num_prototypes = 300  # the paper's 3,000 for 1.2M images; a 20k pool
+  config.task.options.temperature = 0.1
+  config.task.options.epsilon = 0.05
+  config.task.options.sinkhorn_iterations = 3
+  config.task.options.num_local = 4  # 2 x 64 px global + 4 x 32 px local views
+  config.task.options.local_size = 32
+  config.task.options.global_area = (0.14, 1.0)
+  config.task.options.local_area = (0.05, 0.14)
+  config.task.options.hidden = 1024
+  config.task.options.out = 128
+  # Batches under 256 need a queue for Sinkhorn's equipartition (the paper, section 4.3).
+  config.task.options.queue_size = 1024
+  config.task.options.queue_start_step = 100
+  config.task.options.freeze_prototypes_steps = 50
+  config.model.dropout = 0.0
+  # LARS, warm-up and cosine, weight decay 1e-6 (the paper: lr 0.6 at batch 256).
+  config.optim.name = "lars"
+  config.optim.lr = 0.6 * config.pretrain.batch_size / 256
+  config.optim.weight_decay = 1e-6
+  config.optim.warmup_steps = config.pretrain.steps // 10
+  if config.variant == "smoke":
+    config.task.options.num_prototypes = 20
+    config.task.options.num_local = 2
+    config.task.options.local_size = 16
+    config.task.options.hidden = 32
+    config.task.options.out = 16
+    config.task.options.queue_size = 32
+    config.task.options.queue_start_step = 2
+    config.task.options.freeze_prototypes_steps = 1
+  elif config.variant.startswith("paper"):
+    config.task.options.num_prototypes = 3000
+    config.task.options.num_local = 6
+    config.task.options.local_size = 96
+    config.task.options.hidden = 2048
+    config.task.options.queue_size = 3840
+    config.task.options.queue_start_step = 15 * config.pretrain.steps // 50  # epoch 15 of 50
+    config.task.options.freeze_prototypes_steps = config.pretrain.steps // 50  # one epoch
+    config.optim.lr = 0.6 * config.pretrain.batch_size / 256
+  return config
