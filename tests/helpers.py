@@ -64,6 +64,7 @@ TINY_TASK_OPTIONS = {
     "moco": {"hidden": 32, "out": 16, "queue_size": 64},
     "swav": {"hidden": 32, "out": 16, "num_prototypes": 20, "num_local": 2, "local_size": 16,
              "queue_size": 32},
+    "deepcluster": {"num_clusters": 4, "pca_dim": 8, "recluster_steps": 3},
 }
 
 

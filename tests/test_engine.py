@@ -16,7 +16,8 @@ from sslflax.train.loop import NonFiniteLossError, pretrain
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
 EXPERIMENTS = ("rotation", "counting", "jigsaw", "context", "colorize", "supervised", "random",
-               "patch_location", "exemplar", "denoising", "multitask", "simclr", "byol", "moco", "swav")
+               "patch_location", "exemplar", "denoising", "multitask", "simclr", "byol", "moco", "swav",
+               "deepcluster")
 
 
 def load_config(name: str, variant: str | None = "smoke"):
@@ -186,7 +187,8 @@ def test_bad_inputs_fail_before_training(tmp_path):
 # 1 device by up to 3.5e-4 (conv1), while jit against eager on one device already moves their
 # gradient norm by 9e-4 of 124. Their sharded losses and gradients are checked in
 # tests/test_joint.py; the step's discrepancy is an open question (docs/design.md).
-@pytest.mark.parametrize("name", ["rotation", "jigsaw", "colorization", "multitask", "byol", "swav"])
+@pytest.mark.parametrize("name", ["rotation", "jigsaw", "colorization", "multitask", "byol", "swav",
+                                  "deepcluster"])
 def test_eight_devices_compute_the_update_of_one(name):
   """jit over an 8-device ('data',) mesh == one device, same global batch (BatchNorm included)."""
   import functools
@@ -238,6 +240,7 @@ def test_smoke_experiment_on_mock_standard_datasets(name, tmp_path):
   config.pretrain.dataset = "imagenette"
   config.linear_eval.datasets = ("cifar10", "svhn_cropped")
   config.linear_eval.train_subset = None
+  config.pretrain.subset_size = None  # a mock split holds 32 images (deepcluster's smoke: 256)
   if name == "supervised":
     config.task.options.num_classes = 10
   with tfds.testing.mock_data(num_examples=32, data_dir=str(tmp_path / "tfds")), \

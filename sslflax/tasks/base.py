@@ -62,6 +62,9 @@ class Task:
   min_image_size: int = 1  # smallest square input side the task can work with
   uses_step: bool = False  # make_batch takes step= (the batch depends on the training step)
   memory: Memory | None = None  # state beside the parameters (momentum encoders, queues)
+  # DeepCluster's outer loop (tasks/deepcluster.Clustering): the training loop clusters the
+  # pool's features every clustering.every_steps and trains on the clusters as labels.
+  clustering: Any = None
 
 
 _BUILDERS: dict[str, Callable[..., Task]] = {}

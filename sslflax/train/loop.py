@@ -96,6 +96,9 @@ def check_config(config, task: Task, num_devices: int) -> None:
     raise ConfigError(f"pretrain.image_size={config.pretrain.image_size} is too small for task "
                      f"{task.name!r}, which needs at least {task.min_image_size} px.")
   augment_spec(config)  # an invalid augmentation fails here, before any work
+  if task.clustering is not None and config.pretrain.augment.enabled:
+    raise ConfigError(f"task {task.name!r} draws its own views of the pool's images; set "
+                      f"--config.pretrain.augment.enabled=False.")
 
 
 def check_num_classes(config, dataset_classes: int) -> None:
@@ -247,24 +250,31 @@ def pretrain(config, workdir: str, *, print_fn=print) -> dict[str, Any]:
   start = int(state.step)
 
   step_fn = jit_train_step(task, tx, mesh, augment_from_config(config))
-  per_host = pc.batch_size // jax.process_count()
-  ds = data_lib.make_dataset(pc.dataset, pc.split, image_size=host_image_size(config),
-                             batch_size=per_host,
-                             train=True, seed=config.seed, subset_size=pc.subset_size,
-                             data_dir=pc.data_dir, host_id=jax.process_index(),
-                             host_count=jax.process_count(), skip_batches=start,
-                             need_labels=task.needs_labels, resize_to=pc.resize_to,
-                             flip=pc.flip)
-  first_batch_check = None
-  if task.needs_color:
-    first_batch_check = lambda images: check_has_color(images, pc.dataset, task.name)
+  run_kwargs = dict(batch_size=pc.batch_size, log_every=config.log_every_steps,
+                    lr_field=f"optim.lr (now {config.optim.lr})")
+  make_writer = lambda: MetricWriter(workdir, enabled=jax.process_index() == 0)
   t0 = time.time()
-  state, last, timed_images = run_steps(
-      state, step_fn, ds.as_numpy_iterator(), manager, mesh, label=task.name, steps=pc.steps,
-      batch_size=pc.batch_size, log_every=config.log_every_steps,
-      lr_field=f"optim.lr (now {config.optim.lr})",
-      writer=MetricWriter(workdir, enabled=jax.process_index() == 0), print_fn=print_fn,
-      first_batch_check=first_batch_check)
+  if task.clustering is not None:  # DeepCluster: epochs of clustering, then training
+    from sslflax.train.clustering import run_clustered
+    state, last, timed_images = run_clustered(config, task, state, tx, step_fn, manager, mesh,
+                                              workdir, run_steps, make_writer, print_fn,
+                                              **run_kwargs)
+  else:
+    per_host = pc.batch_size // jax.process_count()
+    ds = data_lib.make_dataset(pc.dataset, pc.split, image_size=host_image_size(config),
+                               batch_size=per_host,
+                               train=True, seed=config.seed, subset_size=pc.subset_size,
+                               data_dir=pc.data_dir, host_id=jax.process_index(),
+                               host_count=jax.process_count(), skip_batches=start,
+                               need_labels=task.needs_labels, resize_to=pc.resize_to,
+                               flip=pc.flip)
+    first_batch_check = None
+    if task.needs_color:
+      first_batch_check = lambda images: check_has_color(images, pc.dataset, task.name)
+    state, last, timed_images = run_steps(
+        state, step_fn, ds.as_numpy_iterator(), manager, mesh, label=task.name, steps=pc.steps,
+        writer=make_writer(), print_fn=print_fn, first_batch_check=first_batch_check,
+        **run_kwargs)
   wall = time.time() - t0
   return {"steps": pc.steps, "source_images": source_images, "final_metrics": last,
           "wall_time_s": wall,

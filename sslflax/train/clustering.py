@@ -1,0 +1,149 @@
+"""DeepCluster's outer loop (sslflax.tasks.deepcluster): every clustering.every_steps, cluster
+the features of the whole pool on device, re-initialise the classifier head, then train on
+batches drawn uniformly over the clusters, with the clusters as labels.
+
+The pool is held in host memory at the pretraining input size (20,000 x 64 px: 250 MB; an
+ImageNet subset of 30K at 224 px: 4.5 GB). Each clustering's assignment is written to
+WORKDIR/clusters/step_<S>.npy before any step trains on it, so a killed run resumes
+mid-epoch on the same clusters and takes the same steps; at an epoch's first step the
+clustering is recomputed from the restored state, which gives the same one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.tree_util import DictKey
+
+from sslflax import data as data_lib
+from sslflax.errors import CheckpointError, ConfigError
+from sslflax.tasks.base import Task
+from sslflax.tasks.deepcluster import head_init, uniform_cluster_order
+from sslflax.train.state import TrainState
+
+CLUSTER_STREAM = 3  # fold_in(seed key, this) then the step: k-means and head draws
+
+
+def load_pool(config) -> np.ndarray:
+  """Every image of the pretraining set (its subset), central crops at the input size."""
+  pc = config.pretrain
+  ds = data_lib.make_dataset(pc.dataset, pc.split, image_size=pc.image_size, batch_size=1024,
+                             train=False, seed=config.seed, subset_size=pc.subset_size,
+                             data_dir=pc.data_dir, need_labels=False, resize_to=pc.resize_to)
+  return np.concatenate([batch["image"] for batch in ds.as_numpy_iterator()])
+
+
+def pool_features(task: Task, state: TrainState, pool: np.ndarray, mesh: Mesh,
+                  batch_size: int = 512) -> jax.Array:
+  """(N, D) features of every pool image (eval mode), computed sharded over the mesh."""
+  batch_size = -(-batch_size // mesh.size) * mesh.size
+  data = NamedSharding(mesh, P("data"))
+  fn = jax.jit(task.clustering.features, out_shardings=NamedSharding(mesh, P()))
+  variables = {"params": state.params, "batch_stats": state.batch_stats}
+  parts = []
+  for start in range(0, len(pool), batch_size):
+    chunk = pool[start:start + batch_size]
+    padded = np.zeros((batch_size,) + pool.shape[1:], pool.dtype)
+    padded[:len(chunk)] = chunk
+    parts.append(fn(variables, jax.device_put(padded, data))[:len(chunk)])
+  return jnp.concatenate(parts)
+
+
+def reset_head(state: TrainState, tx, rng: jax.Array, head: str) -> TrainState:
+  """The head re-initialised (N(0, 0.01), bias 0) and its optimiser state fresh; the rest of
+  the parameters and of the optimiser state (momentum of the backbone) kept."""
+  params = dict(state.params)
+  params[head] = head_init(rng, state.params[head]["kernel"].shape)
+  fresh = tx.init(params)
+  is_head = lambda path: any(isinstance(k, DictKey) and k.key == head for k in path)
+  opt_state = jax.tree_util.tree_map_with_path(
+      lambda path, old, new: new if is_head(path) else old, state.opt_state, fresh)
+  return state.replace(params=params, opt_state=opt_state)
+
+
+def cluster_file(workdir: str, step: int) -> str:
+  return os.path.join(workdir, "clusters", f"step_{step:08d}.npy")
+
+
+def save_assignments(workdir: str, step: int, assignments: np.ndarray, keep: int = 2) -> None:
+  """Atomically (a temporary file renamed), keeping the newest `keep` clusterings."""
+  path = cluster_file(workdir, step)
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path + ".tmp", "wb") as f:
+    np.save(f, assignments)
+  os.replace(path + ".tmp", path)
+  folder = os.path.dirname(path)
+  for old in sorted(n for n in os.listdir(folder) if n.endswith(".npy"))[:-keep]:
+    os.remove(os.path.join(folder, old))
+
+
+def recluster(task: Task, state: TrainState, tx, pool: np.ndarray, mesh: Mesh, seed: int,
+              ) -> tuple[TrainState, np.ndarray]:
+  """Cluster the pool's features at this state; the head reset. Returns (state, (N,) clusters)."""
+  key = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), CLUSTER_STREAM),
+                           int(state.step))
+  k_means, k_head = jax.random.split(key)
+  features = pool_features(task, state, pool, mesh)
+  assignments = np.asarray(jax.jit(task.clustering.assign)(k_means, features))
+  return reset_head(state, tx, k_head, task.clustering.head), assignments
+
+
+def clustered_batches(pool: np.ndarray, assignments: np.ndarray, seed: int, epoch_step: int,
+                      start: int, end: int, batch_size: int, host_id: int = 0,
+                      host_count: int = 1) -> Iterator[dict[str, np.ndarray]]:
+  """This host's share of steps start..end-1 of the epoch that began at epoch_step: the
+  epoch's indices drawn uniformly over the clusters (seeded by seed and epoch_step)."""
+  order = uniform_cluster_order(np.random.default_rng([seed, epoch_step]), assignments,
+                                (end - epoch_step) * batch_size)
+  per_host = batch_size // host_count
+  for step in range(start, end):
+    rows = order[(step - epoch_step) * batch_size:][:batch_size]
+    rows = rows[host_id * per_host:(host_id + 1) * per_host]
+    yield {"image": pool[rows], "label": assignments[rows].astype(np.int32)}
+
+
+def run_clustered(config, task: Task, state: TrainState, tx, step_fn, manager, mesh: Mesh,
+                  workdir: str, run_steps, make_writer, print_fn=print,
+                  **run_kwargs) -> tuple[TrainState, dict[str, float], int]:
+  """Pretrain in epochs of clustering.every_steps: cluster, then run that epoch's steps."""
+  pc = config.pretrain
+  every = task.clustering.every_steps
+  pool = load_pool(config)
+  if len(pool) < task.clustering.num_clusters:
+    raise ConfigError(f"deepcluster num_clusters={task.clustering.num_clusters} exceeds the "
+                          f"{len(pool)} images of {pc.dataset!r}; lower "
+                          f"--config.task.options.num_clusters.")
+  print_fn(f"[deepcluster] pool of {len(pool):,} images; {task.clustering.num_clusters} "
+           f"clusters every {every} steps")
+  last, timed = {}, 0
+  epochs = math.ceil(pc.steps / every)
+  while int(state.step) < pc.steps:
+    step = int(state.step)
+    epoch_step = step - step % every
+    path = cluster_file(workdir, epoch_step)
+    if step == epoch_step:
+      state, assignments = recluster(task, state, tx, pool, mesh, config.seed)
+      save_assignments(workdir, epoch_step, assignments)
+      sizes = np.bincount(assignments, minlength=task.clustering.num_clusters)
+      print_fn(f"[deepcluster] clustered at step {step}: {np.count_nonzero(sizes)} non-empty "
+               f"clusters, largest {sizes.max()} images")
+    elif os.path.exists(path):
+      assignments = np.load(path)
+    else:
+      raise CheckpointError(f"resuming at step {step} needs the clustering of step {epoch_step} "
+                            f"({path}), which is missing; start over in a new --workdir.")
+    end = min(epoch_step + every, pc.steps)
+    batches = clustered_batches(pool, assignments, config.seed, epoch_step, step, end,
+                                pc.batch_size, jax.process_index(), jax.process_count())
+    label = f"deepcluster epoch {epoch_step // every + 1}/{epochs}"
+    state, last, images = run_steps(state, step_fn, batches, manager, mesh, label=label,
+                                    steps=end, writer=make_writer(), print_fn=print_fn,
+                                    **run_kwargs)
+    timed += images
+  return state, last, timed
