@@ -71,11 +71,11 @@ def check_devices(config, num_devices: int) -> None:
 
 def check_names(config, num_devices: int):
   """Build the task, backbone, optimiser, augmentation and probe taps once; returns the task."""
-  from sslflax.evaluate.linear import resolve_taps
+  from sslflax.evaluate.linear import config_taps
   from sslflax.train.loop import check_config, task_from_config
   from sslflax.train.optim import make_optimizer
   try:
-    resolve_taps(config.linear_eval.taps)
+    config_taps(config)
     if config.task.name == RANDOM_INIT:
       from sslflax.train.loop import backbone_from_config
       backbone_from_config(config)

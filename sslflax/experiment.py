@@ -16,7 +16,7 @@ from sslflax import checks
 from sslflax.errors import CheckpointError
 from sslflax.evaluate import stats
 from sslflax.evaluate.finetune import describe, finetune_eval, num_fc_layers
-from sslflax.evaluate.linear import linear_eval, probe_splits, resolve_taps
+from sslflax.evaluate.linear import config_taps, linear_eval, probe_splits
 from sslflax.results import results_file
 from sslflax.train import checkpoint as ckpt_lib
 from sslflax.train.loop import (backbone_from_config, check_config, data_mesh, init_state, pretrain,
@@ -89,7 +89,7 @@ def plan(config, workdir: str) -> str:
     probe = (f"fine-tune ({describe(le.freeze_layer)}) for {le.finetune_epochs} epochs on "
              f"{', '.join(le.datasets)} ({le.test_split})")
   else:
-    probe = f"probe {', '.join(resolve_taps(le.taps))} on {', '.join(le.datasets)} ({le.test_split})"
+    probe = f"probe {', '.join(config_taps(config))} on {', '.join(le.datasets)} ({le.test_split})"
   beside = " beside random init" if config.task.name != RANDOM_INIT and le.compare_random else ""
   return f"[{config.experiment}] {first}; then {probe}{beside}; {devices}; workdir {workdir}"
 

@@ -37,7 +37,7 @@ PAPER_ACCURACY = {
 }
 PAPER_SENSITIVITY = {"supervised": .046, "colorize": .031, "jigsaw": .025, "context": .023,
                      "counting": .014, "rotation": .007}
-TAP_ORDER = ("conv1", "conv2", "conv3", "conv4", "conv5")
+TAP_ORDER = ("conv1", "conv2", "conv3", "conv4", "conv5", "res2", "res3", "res4", "res5")
 FREEZE_ORDER = tuple(f"freeze{layer}" for layer in range(6))  # fine-tunes (the 'tap' column)
 SEED_PROTOCOL = "freeze3"  # the seed's Figure 5: fine-tuned above a frozen conv3
 # What the seed's two baselines were, beside ours (its finetune.py).

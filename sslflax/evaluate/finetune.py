@@ -54,7 +54,9 @@ def num_fc_layers(variables: dict[str, Any]) -> int:
 
 def is_frozen(path: tuple[str, ...], freeze_layer: int) -> bool:
   """Whether a parameter (its path in the task's params) belongs to conv1..conv{freeze_layer}."""
-  match = len(path) > 1 and path[0] == "backbone" and re.fullmatch(r"(?:conv|bn)(\d+)", path[1])
+  # AlexNet's conv<L>/bn<L>; ResNet's stem conv1/bn1 (layer 1) and res<L>_block<j> (2..5).
+  match = len(path) > 1 and path[0] == "backbone" and re.fullmatch(
+      r"(?:conv|bn|res)(\d+)(?:_block\d+)?", path[1])
   return bool(match) and int(match.group(1)) <= freeze_layer
 
 

@@ -88,6 +88,7 @@ class AlexNetBN(nn.Module):
       taps[f"conv{i}"] = x
       if i in (1, 2, 5):
         x = max_pool_3x3(x)
+    taps["last_map"] = taps["conv5"]  # the last conv map, which the decoder tasks build on
     x = adaptive_avg_pool(x, (self.pool_size, self.pool_size))
     x = x.reshape(x.shape[0], -1)
     taps["pool5"] = x

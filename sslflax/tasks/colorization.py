@@ -76,7 +76,7 @@ class ColorizationNet(nn.Module):
     out_hw = (len(range(OUTPUT_STRIDE // 2, h, OUTPUT_STRIDE)),
               len(range(OUTPUT_STRIDE // 2, w, OUTPUT_STRIDE)))
     _, taps = self.backbone(lightness_to_input(lightness), train)
-    y = taps["conv5"]
+    y = taps["last_map"]
     steps = max(0, math.ceil(math.log2(max(out_hw[0] / y.shape[1], out_hw[1] / y.shape[2]))))
     for i in range(steps):
       y = UpConv2x(self.decoder_width, name=f"up{i}")(y)

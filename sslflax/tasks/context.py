@@ -72,7 +72,7 @@ class ContextNet(nn.Module):
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     b, h, w, _ = x.shape
     _, taps = self.backbone(x, train)
-    feat = taps["conv5"]
+    feat = taps["last_map"]
     _, fh, fw, c = feat.shape
     # Channel-wise fully connected: each channel's map mixes all its positions,
     # so hidden positions get information from the whole context.

@@ -37,6 +37,8 @@ def data_mesh() -> Mesh:
 
 def backbone_from_config(config):
   m = config.model
+  if m.name.startswith("resnet"):
+    return make_backbone(m.name, width=m.resnet_width, cifar_stem=m.cifar_stem)
   return make_backbone(m.name, widths=tuple(m.widths), fc_width=m.fc_width,
                        pool_size=m.pool_size, dropout=m.dropout)
 

@@ -1,0 +1,117 @@
+"""ResNet-18 and ResNet-50 (He et al. 2016) with batch norm, as torchvision builds them (v1.5:
+the stride of a bottleneck sits on its 3x3 convolution), without the final fc layer.
+
+Returns (features, taps) like AlexNetBN: `features` is the global average pool of res5 (512
+or 2048 wide), and `taps` holds conv1 (the stem), res2..res5 (each stage's output), 'pool5'
+(= features) and 'last_map' (res5's map, which the decoder tasks build on).
+
+Stems: ImageNet's 7x7 stride-2 convolution and 3x3 stride-2 max pool, or, with cifar_stem,
+a 3x3 stride-1 convolution and no pool (SimCLR's CIFAR-10 ResNet; for 32-64 px inputs, which
+the ImageNet stem shrinks 4x before res2).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from sslflax.transforms.color import to_float
+from sslflax.transforms.normalize import standardize
+
+RESNET_TAPS = ("res2", "res3", "res4", "res5")
+STAGES = {"resnet18": ((2, 2, 2, 2), "basic"), "resnet50": ((3, 4, 6, 3), "bottleneck")}
+
+
+class ResidualBlock(nn.Module):
+  """A basic (two 3x3) or bottleneck (1x1, 3x3, 1x1 x4) block; a 1x1 projection shortcut
+  where the shape changes."""
+
+  width: int
+  strides: int = 1
+  bottleneck: bool = False
+  frozen: bool = False
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    conv = lambda w, k, s, name: nn.Conv(w, (k, k), strides=(s, s), padding=k // 2,
+                                         use_bias=False, dtype=self.dtype, name=name)
+    norm = lambda name: nn.BatchNorm(use_running_average=not train or self.frozen, momentum=0.9,
+                                     dtype=self.dtype, name=name)
+    if self.bottleneck:
+      out_width = 4 * self.width
+      y = nn.relu(norm("bn1")(conv(self.width, 1, 1, "conv1")(x)))
+      y = nn.relu(norm("bn2")(conv(self.width, 3, self.strides, "conv2")(y)))
+      y = norm("bn3")(conv(out_width, 1, 1, "conv3")(y))
+    else:
+      out_width = self.width
+      y = nn.relu(norm("bn1")(conv(self.width, 3, self.strides, "conv1")(x)))
+      y = norm("bn2")(conv(self.width, 3, 1, "conv2")(y))
+    if x.shape[-1] != out_width or self.strides != 1:
+      x = norm("shortcut_bn")(conv(out_width, 1, self.strides, "shortcut")(x))
+    return nn.relu(x + y)
+
+
+class ResNet(nn.Module):
+  """ResNet trunk. `stage_sizes`, `block` ('basic' | 'bottleneck') and `width` (64) set the
+  depth and widths; `cifar_stem`; `frozen_layers` L (fine-tuning) keeps the stem (L >= 1)
+  and res2..resL in inference-mode BN and passes no gradient below them.
+
+  `num_fc`, `pool_size`, `dropout` and `conv1_stride` keep the AlexNetBN interface the tasks
+  clone with: ResNet has no fc layers (num_fc must be 0) and pools globally; conv1_stride,
+  when set, replaces the stem convolution's stride (the patch tasks' small tiles).
+  """
+
+  stage_sizes: Sequence[int] = (2, 2, 2, 2)
+  block: str = "basic"
+  width: int = 64
+  cifar_stem: bool = False
+  frozen_layers: int = 0
+  num_fc: int = 0
+  pool_size: int = 1
+  dropout: float = 0.0
+  conv1_stride: int | None = None
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> tuple[jax.Array, dict[str, jax.Array]]:
+    if self.num_fc:
+      raise ValueError(f"ResNet has no fc layers (num_fc={self.num_fc}); its tasks' heads sit "
+                       f"on the pooled res5 features.")
+    if x.dtype == jnp.uint8:
+      x = standardize(to_float(x))
+    x = x.astype(self.dtype)
+    frozen = lambda layer: layer <= self.frozen_layers
+    kernel, stride = (3, 1) if self.cifar_stem else (7, 2)
+    stride = self.conv1_stride or stride
+    x = nn.Conv(self.width, (kernel, kernel), strides=(stride, stride), padding=kernel // 2,
+                use_bias=False, dtype=self.dtype, name="conv1")(x)
+    x = nn.relu(nn.BatchNorm(use_running_average=not train or frozen(1), momentum=0.9,
+                             dtype=self.dtype, name="bn1")(x))
+    if self.frozen_layers == 1:
+      x = jax.lax.stop_gradient(x)
+    taps = {"conv1": x}
+    if not self.cifar_stem:
+      x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
+    for i, blocks in enumerate(self.stage_sizes):
+      layer = i + 2
+      for j in range(blocks):
+        x = ResidualBlock(self.width * 2 ** i, 2 if i > 0 and j == 0 else 1,
+                          self.block == "bottleneck", frozen(layer), self.dtype,
+                          name=f"res{layer}_block{j}")(x, train)
+      if layer == self.frozen_layers:
+        x = jax.lax.stop_gradient(x)
+      taps[f"res{layer}"] = x
+    taps["last_map"] = x
+    features = jnp.mean(x, axis=(1, 2))
+    taps["pool5"] = features
+    return features, taps
+
+
+def resnet(name: str, **kwargs) -> ResNet:
+  """'resnet18' or 'resnet50' with kwargs (width, cifar_stem, ...)."""
+  stage_sizes, block = STAGES[name]
+  return ResNet(stage_sizes=stage_sizes, block=block, **kwargs)

@@ -1,0 +1,110 @@
+"""ResNet-18/50 backbones: torchvision's parameter counts, tap shapes for both stems, every
+task and the probes and fine-tuning on a ResNet, and the main job end to end."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from sslflax import experiment, study
+from sslflax.evaluate.finetune import is_frozen
+from sslflax.evaluate.linear import resolve_taps, tap_features
+from sslflax.models import ResNet, make_backbone, tap_names
+from sslflax.tasks import make_task
+from sslflax.train import create_train_state, train_step
+from tests.helpers import TINY_TASK_OPTIONS, photo_crops
+from tests.test_engine import CONFIGS
+
+
+def count(tree) -> int:
+  return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
+
+
+@pytest.mark.parametrize("name, torchvision", [("resnet18", 11_689_512), ("resnet50", 25_557_032)])
+def test_parameter_count_equals_torchvisions_without_its_fc(name, torchvision):
+  """torchvision.models.resnet18/50 hold 11,689,512 / 25,557,032 parameters, of which the
+  1000-way fc holds 513,000 / 2,049,000."""
+  net = make_backbone(name)
+  shapes = jax.eval_shape(net.init, jax.random.key(0), jnp.zeros((1, 224, 224, 3), jnp.uint8))
+  fc = {"resnet18": 512 * 1000 + 1000, "resnet50": 2048 * 1000 + 1000}[name]
+  assert count(shapes["params"]) == torchvision - fc
+
+
+@pytest.mark.parametrize("cifar_stem, sides", [(False, (16, 8, 4, 2)), (True, (64, 32, 16, 8))])
+def test_tap_shapes_for_both_stems(cifar_stem, sides):
+  net = make_backbone("resnet18", width=8, cifar_stem=cifar_stem)
+  out = jax.eval_shape(lambda x: net.init_with_output(jax.random.key(0), x)[0],
+                       jnp.zeros((2, 64, 64, 3), jnp.uint8))
+  features, taps = out
+  assert tap_names(net) == ("res2", "res3", "res4", "res5")
+  assert [taps[t].shape for t in tap_names(net)] == [
+      (2, s, s, 8 * 2 ** i) for i, s in enumerate(sides)]
+  assert features.shape == (2, 64) and taps["last_map"].shape == taps["res5"].shape
+
+
+def tiny_resnet(**overrides) -> ResNet:
+  return ResNet(**{"stage_sizes": (1, 1, 1, 1), "width": 8, "cifar_stem": True, **overrides})
+
+
+@pytest.mark.parametrize("name", sorted(TINY_TASK_OPTIONS))
+def test_every_task_trains_on_a_resnet(name):
+  task = make_task(name, tiny_resnet(), **TINY_TASK_OPTIONS[name])
+  images = jnp.asarray(photo_crops(8, 32, seed=1))
+  labels = jnp.arange(8) % 4
+  tx = optax.sgd(0.01)
+  state = create_train_state(jax.random.key(0), task, tx, images, labels)
+  assert "res5_block0" in state.params["backbone"] or "res5_block0" in str(state.params)
+  step = jax.jit(functools.partial(train_step, task, tx))
+  new, metrics = step(state, images, labels)
+  assert np.isfinite(float(metrics["loss"]))
+  moved = jax.tree.map(lambda a, b: float(np.abs(np.asarray(a) - np.asarray(b)).max()),
+                       new.params, state.params)
+  assert max(jax.tree.leaves(moved)) > 0
+
+
+def test_probe_features_of_resnet18_are_about_9k_per_tap():
+  net = make_backbone("resnet18", cifar_stem=True)
+  images = jnp.zeros((2, 64, 64, 3), jnp.uint8)
+  variables = jax.eval_shape(net.init, jax.random.key(0), images)
+  taps = resolve_taps(("all",), tap_names(net))
+  out = jax.eval_shape(lambda v: tap_features(net, v, images, taps), variables)
+  assert {t: out[t].shape[1] for t in taps} == {"res2": 9216, "res3": 8192, "res4": 9216,
+                                               "res5": 8192}
+  with pytest.raises(ValueError, match="res2"):
+    resolve_taps(("conv3",), tap_names(net))
+
+
+def test_freezing_a_resnet_up_to_res3():
+  net = tiny_resnet(frozen_layers=3)
+  task = make_task("rotation", net)
+  images = jnp.asarray(photo_crops(4, 32, seed=2))
+  tx = optax.sgd(0.1)
+  state = create_train_state(jax.random.key(0), task, tx, images)
+  new, _ = jax.jit(functools.partial(train_step, task, tx))(state, images, None)
+  for layer in ("conv1", "bn1", "res2_block0", "res3_block0", "res4_block0", "res5_block0"):
+    frozen = is_frozen(("backbone", layer), 3)
+    assert frozen == (layer not in ("res4_block0", "res5_block0"))
+    delta = max(jax.tree.leaves(jax.tree.map(
+        lambda a, b: float(np.abs(np.asarray(a) - np.asarray(b)).max()),
+        new.params["backbone"][layer], state.params["backbone"][layer])))
+    assert (delta == 0) == frozen, (layer, delta)
+  # Frozen layers keep their BN statistics.
+  jax.tree.map(np.testing.assert_array_equal, new.batch_stats["backbone"]["res3_block0"],
+               state.batch_stats["backbone"]["res3_block0"])
+
+
+@pytest.mark.parametrize("mode", ["probe", "finetune"])
+def test_main_job_on_a_resnet(mode, tmp_path):
+  config = study.load_config(str(CONFIGS), "simclr", "smoke")
+  config.model.name = "resnet18"
+  config.model.resnet_width = 8
+  config.model.cifar_stem = True
+  config.linear_eval.mode = mode
+  config.linear_eval.finetune_epochs = 1
+  results = experiment.run(config, str(tmp_path), print_fn=lambda *a, **k: None)
+  rows = results["linear_eval"]["sslflax_sample/fashion"]
+  expect = {"res2", "res3", "res4", "res5"} if mode == "probe" else {"freeze3"}
+  assert set(rows) == expect and all(0 <= v <= 1 for v in rows.values())
