@@ -19,6 +19,13 @@ def get_config(arg: str | None = None):
   config.optim.lr = 0.2 * config.pretrain.batch_size / 256
   config.optim.weight_decay = 1.5e-6
   config.optim.warmup_steps = config.pretrain.steps // 10
+  if config.variant == "default":
+    # Adam 1e-3 (cosine, 20 warm-up steps), as the other defaults: on the validation split it
+    # beat the paper's LARS at every layer (conv3: 0.847 against 0.837; docs/results.md).
+    config.optim.name = "adam"
+    config.optim.lr = 1e-3
+    config.optim.weight_decay = 0.0
+    config.optim.warmup_steps = 20
   if config.variant == "smoke":
     config.pretrain.batch_size = 16
     config.task.options.hidden = 32

@@ -211,14 +211,19 @@ def test_swapped_prediction_equals_a_numpy_loop():
   np.testing.assert_allclose(float(loss), expect / 2, rtol=1e-5)
 
 
-def test_swav_queue_keeps_the_newest_global_embeddings_and_joins_sinkhorn_when_full():
-  options = dict(TINY_TASK_OPTIONS["swav"], queue_size=32, queue_start_step=0)
+def swav_training(options):
+  """A tiny SwAV task, 16 photo crops, its fresh state and its jitted SGD step."""
   task = make_task("swav", tiny_backbone(dropout=0.0), **options)
   images = jnp.asarray(photo_crops(16, 32, seed=2))
   tx = optax.sgd(0.05)
   state = create_train_state(jax.random.key(0), task, tx, images)
+  return task, images, state, jax.jit(functools.partial(train_step, task, tx))
+
+
+def test_swav_queue_keeps_the_newest_global_embeddings_and_joins_sinkhorn_when_full():
+  options = dict(TINY_TASK_OPTIONS["swav"], queue_size=32, queue_start_step=0)
+  task, images, state, step = swav_training(options)
   assert state.memory["queue"].shape == (2, 32, 16) and int(state.memory["filled"]) == 0
-  step = jax.jit(functools.partial(train_step, task, tx))
   key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), 0)
   inputs, _ = task.make_batch(jax.random.split(key)[0], images, None)
   outputs, _ = task.model.apply({"params": state.params, "batch_stats": state.batch_stats},
@@ -235,17 +240,18 @@ def test_swav_queue_keeps_the_newest_global_embeddings_and_joins_sinkhorn_when_f
   state, _ = step(state, images, None)
   np.testing.assert_allclose(np.asarray(state.memory["queue"])[:, 16:], queue[:, :16])  # shifted
   assert bool(read(state, 2)["use_queue"])
+  # In use, the queue's scores join Sinkhorn and change the batch's codes, hence the loss.
+  targets = read(state, 2)
+  with_queue = task.loss(outputs, targets)[0]
+  without = task.loss(outputs, dict(targets, use_queue=False))[0]
+  assert abs(float(with_queue) - float(without)) > 1e-4
   late = make_task("swav", tiny_backbone(dropout=0.0), **dict(options, queue_start_step=5))
   assert not bool(late.memory.read(state.memory, None, None, {}, 2, None)["use_queue"])
 
 
 def test_swav_freezes_the_prototypes_for_the_first_steps():
   options = dict(TINY_TASK_OPTIONS["swav"], queue_size=0, freeze_prototypes_steps=1)
-  task = make_task("swav", tiny_backbone(dropout=0.0), **options)
-  images = jnp.asarray(photo_crops(16, 32, seed=2))
-  tx = optax.sgd(0.05)
-  state = create_train_state(jax.random.key(0), task, tx, images)
-  step = jax.jit(functools.partial(train_step, task, tx))
+  task, images, state, step = swav_training(options)
   first, _ = step(state, images, None)
   np.testing.assert_array_equal(first.params["prototypes"], state.params["prototypes"])
   assert not np.allclose(first.params["projector"]["dense1"]["kernel"],

@@ -108,3 +108,16 @@ def test_main_job_on_a_resnet(mode, tmp_path):
   rows = results["linear_eval"]["sslflax_sample/fashion"]
   expect = {"res2", "res3", "res4", "res5"} if mode == "probe" else {"freeze3"}
   assert set(rows) == expect and all(0 <= v <= 1 for v in rows.values())
+
+
+def test_a_workdir_records_only_its_backbones_shape_fields():
+  """AlexNet runs' workdirs from before the ResNet fields existed still resume; a ResNet
+  run's records its width and stem, not AlexNet's widths."""
+  from sslflax.train.loop import shape_fields
+  config = study.load_config(str(CONFIGS), "rotation")
+  alexnet = shape_fields(config)
+  assert "model.widths" in alexnet and not any("resnet" in k or "cifar" in k for k in alexnet)
+  config.model.name = "resnet18"
+  fields = shape_fields(config)
+  assert {k for k in fields if k.startswith("model.")} == {
+      "model.name", "model.resnet_width", "model.cifar_stem"}

@@ -68,6 +68,7 @@ def reset_head(state: TrainState, tx, rng: jax.Array, head: str) -> TrainState:
 
 
 def cluster_file(workdir: str, step: int) -> str:
+  """Where the clustering made at `step` is saved."""
   return os.path.join(workdir, "clusters", f"step_{step:08d}.npy")
 
 

@@ -77,7 +77,11 @@ def augment_from_config(config) -> Augment | None:
 
 def shape_fields(config) -> dict[str, Any]:
   """The config fields that set the checkpoint's parameter shapes, flattened ('model.widths')."""
-  fields = {f"model.{k}": v for k, v in config.model.to_dict().items() if k != "dropout"}
+  model = config.model.to_dict()
+  resnet = ("resnet_width", "cifar_stem")  # a ResNet's fields; AlexNet's are the others
+  keep = (("name",) + resnet if model["name"].startswith("resnet") else
+          [k for k in model if k not in ("dropout",) + resnet])
+  fields = {f"model.{k}": model[k] for k in keep}
   fields.update({f"task.options.{k}": v for k, v in config.task.options.to_dict().items()})
   return {k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()}
 
