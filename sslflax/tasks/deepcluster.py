@@ -66,16 +66,17 @@ def split_empty_clusters(rng: jax.Array, centroids: jax.Array, counts: jax.Array
   k, d = centroids.shape
   sign = jnp.where(jnp.arange(d) % 2 == 0, 1.0, -1.0)
 
-  def fill(i, carry):
+  def split(i, carry):
     c, n = carry
     weights = jnp.maximum(n - 1, 0).astype(jnp.float32)
     j = jax.random.categorical(jax.random.fold_in(rng, i), jnp.log(weights))
-    empty = (n[i] == 0) & (jnp.sum(weights) > 0)
-    c_i, c_j = c[j] * (1 + eps * sign), c[j] * (1 - eps * sign)
-    c = jnp.where(empty, c.at[i].set(c_i).at[j].set(c_j), c)
     half = n[j] // 2
-    n = jnp.where(empty, n.at[i].set(half).at[j].add(-half), n)
-    return c, n
+    c = c.at[i].set(c[j] * (1 + eps * sign)).at[j].set(c[j] * (1 - eps * sign))
+    return c, n.at[i].set(half).at[j].add(-half)
+
+  def fill(i, carry):  # only an empty cluster pays for the draw (O(K)) and the two row writes
+    can_split = (carry[1][i] == 0) & jnp.any(carry[1] > 1)
+    return jax.lax.cond(can_split, split, lambda i, carry: carry, i, carry)
 
   return jax.lax.fori_loop(0, k, fill, (centroids, counts))[0]
 
