@@ -3,7 +3,8 @@
 Variants (the part after ':' in --config=configs/rotation.py:VARIANT):
   (none)  the embedded sample on a CPU, minutes: a half-width AlexNet-BN at 64 px pretrained
           on the 20,000-image pool, probed at every layer beside random init.
-  smoke   seconds: a tiny network and a few steps, to check an install.
+  smoke   seconds: a tiny network, a few steps and probes on 500 test images, to check an
+          install and for the tests.
   paper   the seed paper's protocol on GPUs: AlexNet-BN at 224 on an ImageNet
           subset (paper = 30K, paper-60k, paper-120k), linear evaluation on
           CIFAR-10, SVHN and Oxford Flowers 102.
@@ -132,6 +133,7 @@ def get_base_config(experiment: str, variant: str | None) -> ml_collections.Conf
     c.log_every_steps = 2
     c.linear_eval.epochs = 2
     c.linear_eval.train_subset = 200
+    c.linear_eval.test_split = "test[:500]"  # a slice: seconds, not a measurement
     c.linear_eval.image_size = 32
   elif variant in PAPER_SUBSETS:
     c.model.widths = (96, 256, 384, 384, 256)

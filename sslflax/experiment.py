@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from sslflax import checks
+from sslflax import checks, compilation_cache
 from sslflax.errors import CheckpointError
 from sslflax.evaluate import stats
 from sslflax.evaluate.finetune import describe, finetune_eval, num_fc_layers
@@ -33,7 +33,7 @@ def backbone_variables_from_state(state) -> dict[str, Any]:
 def restore_backbone(config, workdir: str, mesh) -> dict[str, Any]:
   """The backbone variables of the newest readable checkpoint in the workdir."""
   task = task_from_config(config)
-  check_config(config, task, jax.device_count())
+  check_config(config, task, mesh.size)
   tx = make_optimizer(config.optim, max(config.pretrain.steps, 1), 1)
   manager = ckpt_lib.make_manager(workdir, config.checkpoint.every_steps, config.checkpoint.keep)
   state = ckpt_lib.restore_latest(manager, init_state(config, task, tx, mesh))
@@ -72,10 +72,15 @@ def probe_input(config) -> tuple[str, Any]:
   return (fn.__name__, fn) if fn is not None else ("rgb", None)
 
 
-def plan(config, workdir: str) -> str:
+def describe_devices(mesh) -> str:
+  """'8 x cpu': the mesh's size and device kind."""
+  return f"{mesh.size} x {mesh.devices.flat[0].device_kind}"
+
+
+def plan(config, workdir: str, mesh) -> str:
   """The run's first line: what it will do, where, on what."""
   pc, le = config.pretrain, config.linear_eval
-  devices = f"{jax.device_count()} x {jax.devices()[0].device_kind}"
+  devices = describe_devices(mesh)
   if config.task.name == RANDOM_INIT:
     first = "random init (no pretraining)"
   elif config.eval_only:
@@ -94,13 +99,16 @@ def plan(config, workdir: str) -> str:
   return f"[{config.experiment}] {first}; then {probe}{beside}; {devices}; workdir {workdir}"
 
 
-def run(config, workdir: str, *, print_fn=print) -> dict[str, Any]:
-  """Run the whole experiment described by `config`, writing workdir/results.json."""
+def run(config, workdir: str, *, print_fn=print, mesh=None) -> dict[str, Any]:
+  """Run the whole experiment described by `config`, writing workdir/results.json.
+
+  `mesh`: the devices to run on (default: every device of every host, `data_mesh()`)."""
   start = time.time()
-  checks.check_run(config, workdir, jax.device_count())
+  compilation_cache.enable()
+  mesh = mesh or data_mesh()
+  checks.check_run(config, workdir, mesh.size)
   if jax.process_index() == 0:
-    print_fn(plan(config, workdir), flush=True)
-  mesh = data_mesh()
+    print_fn(plan(config, workdir, mesh), flush=True)
   pretext: dict[str, Any] = {}
   le = config.linear_eval
   finetuning = le.mode == "finetune"
@@ -109,7 +117,7 @@ def run(config, workdir: str, *, print_fn=print) -> dict[str, Any]:
   elif config.eval_only:
     variables = restore_backbone(config, workdir, mesh)
   else:
-    out = pretrain(config, workdir, print_fn=print_fn)
+    out = pretrain(config, workdir, print_fn=print_fn, mesh=mesh)
     variables = backbone_variables_from_state(out.pop("state"))
     pretext = out
   models = {config.experiment: variables}
@@ -141,7 +149,7 @@ def run(config, workdir: str, *, print_fn=print) -> dict[str, Any]:
                                                test_images[dataset])
                      for dataset, top1 in mine.items()},
       "wall_time_s": time.time() - start,
-      "devices": f"{jax.device_count()} x {jax.devices()[0].device_kind}",
+      "devices": describe_devices(mesh),
       "processes": jax.process_count(),
   }
   if jax.process_index() == 0:

@@ -169,8 +169,8 @@ def _differing_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
 
 
 def run_cell(study: ml_collections.ConfigDict, workdir: str, cell: Cell,
-             print_fn: Callable[..., None] = print) -> dict[str, Any]:
-  """Run (or resume, or reuse) one cell in this process."""
+             print_fn: Callable[..., None] = print, mesh=None) -> dict[str, Any]:
+  """Run (or resume, or reuse) one cell in this process (on `mesh`: see experiment.run)."""
   from sslflax import experiment  # JAX starts here, after --multihost set-up
   config = cell_config(study, cell)
   results = finished_results(workdir, cell, config)
@@ -181,7 +181,7 @@ def run_cell(study: ml_collections.ConfigDict, workdir: str, cell: Cell,
                        f"(--cell={grid(study).index(source)}), which has not finished; run it "
                        f"first (the whole study runs the cells in order).")
   if results is None:
-    results = experiment.run(config, cell_dir(workdir, cell), print_fn=print_fn)
+    results = experiment.run(config, cell_dir(workdir, cell), print_fn=print_fn, mesh=mesh)
   return results
 
 
@@ -234,8 +234,9 @@ def run_parallel(study: ml_collections.ConfigDict, workdir: str, config_args: li
 
 def run_study(study: ml_collections.ConfigDict, workdir: str, *,
               config_args: list[str] | None = None,
-              print_fn: Callable[..., None] = print) -> str:
-  """Every cell not yet finished, then the report; returns the report's Markdown."""
+              print_fn: Callable[..., None] = print, mesh=None) -> str:
+  """Every cell not yet finished, then the report; returns the report's Markdown. Cells run
+  in this process run on `mesh` (see experiment.run); worker processes on their own devices."""
   from sslflax import report
   cells = grid(study)
   pending = [i for i, cell in enumerate(cells)
@@ -255,7 +256,7 @@ def run_study(study: ml_collections.ConfigDict, workdir: str, *,
     for done, index in enumerate(pending):
       cell = cells[index]
       print_fn(f"[study] cell {index} ({done + 1}/{len(pending)}): {cell.name}", flush=True)
-      run_cell(study, workdir, cell, print_fn)
+      run_cell(study, workdir, cell, print_fn, mesh)
       elapsed = time.time() - start
       eta = elapsed / (done + 1) * (len(pending) - done - 1)
       print_fn(f"[study] {done + 1}/{len(pending)} cells done, {elapsed:.0f} s, ETA {eta:.0f} s",

@@ -1,10 +1,71 @@
-"""Small shared helpers for the tests: real images available offline, tiny models."""
+"""Small shared helpers for the tests: configs, one-device runs, real images available
+offline, tiny models."""
 
 from __future__ import annotations
 
 import functools
+import pathlib
 
 import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+FAST_COMPILE = "--xla_backend_optimization_level=0"  # the tests' XLA flag (conftest.py)
+
+
+def xla_flags(devices: int) -> str:
+  """XLA_FLAGS for a test's subprocess: `devices` host devices, compiled as in the tests."""
+  return f"--xla_force_host_platform_device_count={devices} {FAST_COMPILE}"
+
+
+def quiet(*args, **kwargs) -> None:
+  """A print_fn that prints nothing."""
+
+
+QUIET = dict(print_fn=quiet)
+
+
+def load_config(name: str, variant: str | None = "smoke", **overrides):
+  """configs/<name>.py's config for `variant` (smoke by default), with `overrides` given by
+  dotted path: load_config('rotation', **{'pretrain.steps': 3})."""
+  from sslflax import study
+  config = study.load_config(str(CONFIGS), name, variant)
+  for path, value in overrides.items():
+    node = config
+    *parents, last = path.split(".")
+    for key in parents:
+      node = node[key]
+    node[last] = value
+  return config
+
+
+@functools.lru_cache(maxsize=None)
+def one_device():
+  """A mesh of the first device only. Tests run the engine on it unless sharding is what they
+  test: on the 2-core CI machine the 8 host devices (conftest) make every step an 8-way SPMD
+  program, about 1.4x slower end to end, for nothing a one-device run would not show."""
+  import jax
+  from sslflax.train.loop import data_mesh
+  return data_mesh(jax.devices()[:1])
+
+
+def run_experiment(config, workdir, print_fn=quiet, mesh=None):
+  """experiment.run on one device (or `mesh`), quiet unless print_fn is given."""
+  from sslflax import experiment
+  return experiment.run(config, str(workdir), print_fn=print_fn, mesh=mesh or one_device())
+
+
+def run_pretrain(config, workdir, print_fn=quiet, mesh=None):
+  """train.loop.pretrain on one device (or `mesh`), quiet unless print_fn is given."""
+  from sslflax.train.loop import pretrain
+  return pretrain(config, str(workdir), print_fn=print_fn, mesh=mesh or one_device())
+
+
+class Lines(list):
+  """A print_fn that keeps every line it is given."""
+
+  def __call__(self, line="", *args, **kwargs) -> None:
+    self.append(str(line))
 
 COLLECTIVES = ("all-reduce", "all-gather", "all-to-all", "collective-permute", "reduce-scatter")
 
@@ -66,6 +127,36 @@ TINY_TASK_OPTIONS = {
              "queue_size": 32},
     "deepcluster": {"num_clusters": 4, "pca_dim": 8, "recluster_steps": 3},
 }
+
+
+# As their configs: views of one image must agree on one embedding, so no dropout.
+NO_DROPOUT = ("exemplar", "simclr", "byol", "moco", "swav")
+# MoCo's queue starts as random unit vectors, easy negatives: as the keys of real images
+# replace them its loss rises (1.24 over 40 steps with a queue of 4 batches). A queue of one
+# batch holds real keys from the second step on.
+LEARNING_OPTIONS = {"moco": {"queue_size": 16}}
+
+
+def fast_for(names, fast=("rotation",)):
+  """pytest params of names, all but `fast` marked slow: the fast tier runs one case of a
+  per-name test, the full suite runs them all."""
+  import pytest
+  return [n if n in fast else pytest.param(n, marks=pytest.mark.slow) for n in names]
+
+
+def learning_setup(name: str):
+  """(task, optimiser, images, labels) of a task's learning test on real photos: 16 crops
+  at 64 px, labelled by the photo they came from, Adam 1e-3. The one-step test of each task
+  (test_tasks.py) builds the very same step, so the full suite compiles it once (the
+  persistent compilation cache serves the second)."""
+  import jax.numpy as jnp
+  import optax
+  from sslflax.tasks import make_task
+  backbone = tiny_backbone(**({"dropout": 0.0} if name in NO_DROPOUT else {}))
+  task = make_task(name, backbone, **{**TINY_TASK_OPTIONS[name], **LEARNING_OPTIONS.get(name, {})})
+  images = jnp.asarray(photo_crops(16, 64, seed=1))
+  labels = jnp.arange(16) % 4  # the photo each crop came from: a real (4-class) label
+  return task, optax.adam(1e-3), images, labels
 
 
 def assert_arrays_close(x, y, atol: float) -> None:

@@ -181,6 +181,7 @@ def test_exemplar_views_are_transformed_copies_of_their_own_image(real_images):
   assert np.abs(gray[..., 0] - gray[..., 1]).max() <= 1  # grayscale kept through the jitter
 
 
+@pytest.mark.slow
 def test_exemplar_learns_to_match_views_better_than_chance():
   images = jnp.asarray(photo_crops(16, 64, seed=1))
   task = make_task("exemplar", tiny_backbone(dropout=0.0), embed_dim=32)
@@ -254,6 +255,7 @@ def single_task_variables(variables, name):
   return {col: {"backbone": tree["backbone"], **tree[name]} for col, tree in variables.items()}
 
 
+@pytest.mark.slow
 def test_multitask_shares_one_backbone_and_sums_the_single_tasks_losses(real_images):
   images = jnp.asarray(real_images[:8])
   task = make_task("multitask", tiny_backbone(dropout=0.0), **dict(MULTI, weights=(1.0, 0.5, 2.0)))
@@ -276,6 +278,7 @@ def test_multitask_shares_one_backbone_and_sums_the_single_tasks_losses(real_ima
   np.testing.assert_allclose(float(loss), expect, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_multitask_alternation_updates_with_one_task_per_step_in_turn():
   """SGD: after step s, the shared backbone moved by exactly task (s mod 3)'s gradient, and
   only that task's head moved."""

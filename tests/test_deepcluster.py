@@ -7,15 +7,13 @@ import numpy as np
 import optax
 import pytest
 
-from sslflax import study
 from sslflax.tasks import make_task
 from sslflax.tasks.deepcluster import (kmeans, nearest_centroid, pca_whiten,
                                        split_empty_clusters, uniform_cluster_order)
 from sslflax.train import create_train_state
 from sslflax.train.clustering import reset_head
-from sslflax.train.loop import pretrain
-from tests.helpers import TINY_TASK_OPTIONS, photo_crops, tiny_backbone
-from tests.test_engine import CONFIGS
+from tests.helpers import (TINY_TASK_OPTIONS, Lines, load_config, photo_crops, run_pretrain,
+                           tiny_backbone)
 
 
 def brute_force_nearest(x: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -105,25 +103,35 @@ def test_head_reset_keeps_the_backbone_and_its_momentum():
                state.opt_state[0].trace["backbone"])
 
 
-@pytest.mark.parametrize("kill_at", [4, 6])
-def test_resume_across_clusterings_equals_an_uninterrupted_run(tmp_path, kill_at):
+def resume_config():
+  return load_config("deepcluster", **{"pretrain.steps": 8, "checkpoint.every_steps": 2,
+                                       "log_every_steps": 1})
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_deepcluster(tmp_path_factory):
+  """The final state of resume_config()'s run, never killed: the reference of both kills."""
+  workdir = tmp_path_factory.mktemp("deepcluster-straight")
+  return jax.device_get(run_pretrain(resume_config(), workdir)["state"])
+
+
+@pytest.mark.parametrize("kill_at", [pytest.param(4, marks=pytest.mark.slow), pytest.param(6, marks=pytest.mark.slow)])
+def test_resume_across_clusterings_equals_an_uninterrupted_run(uninterrupted_deepcluster,
+                                                               tmp_path, kill_at):
   """Killed just after step kill_at's checkpoint (checkpoints every 2 steps and at each epoch's
   end, clusterings every 3): from 4 it resumes mid-epoch on step 3's saved clusters; from 6,
-  at an epoch's start, it reclusters the restored state."""
-  config = study.load_config(str(CONFIGS), "deepcluster", "smoke")
-  config.pretrain.steps = 8
-  config.checkpoint.every_steps = 2
-  config.log_every_steps = 1
-  quiet = lambda *a, **k: None
-  reference = jax.device_get(pretrain(config, str(tmp_path / "straight"), print_fn=quiet)["state"])
+  at an epoch's start, it reclusters the restored state. Both compare with one uninterrupted
+  run (a module fixture)."""
+  config = resume_config()
+  reference = uninterrupted_deepcluster
 
   def killed(line, **_):
     if f"step {kill_at}/" in line:
       raise KeyboardInterrupt
   with pytest.raises(KeyboardInterrupt):
-    pretrain(config, str(tmp_path / "killed"), print_fn=killed)
-  lines = []
-  resumed = pretrain(config, str(tmp_path / "killed"), print_fn=lambda line, **_: lines.append(line))
+    run_pretrain(config, tmp_path / "killed", print_fn=killed)
+  lines = Lines()
+  resumed = run_pretrain(config, tmp_path / "killed", print_fn=lines)
   assert lines[0].startswith(f"resumed from step {kill_at}")
   resumed = jax.device_get(resumed["state"])
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),

@@ -81,6 +81,8 @@ def test_console_entry_points_name_functions_that_exist():
   assert runtime - {"jaxlib"} <= declared, f"declare {sorted(runtime - declared)} in pyproject"
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_sslflax_train_runs_a_config_from_any_working_directory(tmp_path):
   """The console script's function loads configs/<e>.py, which imports configs.common, from
   outside the repository (python -m only finds it from the repository root)."""

@@ -1,7 +1,6 @@
 """The main job end to end on CPU: every experiment's smoke variant, resume, NaN guard, bad input."""
 
 import json
-import pathlib
 
 import jax
 import numpy as np
@@ -9,25 +8,28 @@ import pytest
 from PIL import Image
 
 from sslflax import data as data_lib
-from sslflax import experiment, study
 from sslflax.errors import CheckpointError, WorkdirError
 from sslflax.train import checkpoint as ckpt_lib
-from sslflax.train.loop import NonFiniteLossError, pretrain
+from sslflax.train.loop import NonFiniteLossError
+from tests.helpers import Lines, load_config, run_experiment, run_pretrain
 
-CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
 EXPERIMENTS = ("rotation", "counting", "jigsaw", "context", "colorize", "supervised", "random",
                "patch_location", "exemplar", "denoising", "multitask", "simclr", "byol", "moco", "swav",
                "deepcluster")
+# The fast tier runs rotation; the full suite every experiment.
+EVERY_EXPERIMENT = [name if name == "rotation" else pytest.param(name, marks=pytest.mark.slow)
+                    for name in EXPERIMENTS]
 
 
-def load_config(name: str, variant: str | None = "smoke"):
-  return study.load_config(str(CONFIGS), name, variant)
-
-
-@pytest.mark.parametrize("name", EXPERIMENTS)
-def test_smoke_experiment_end_to_end_on_the_embedded_sample(name, tmp_path):
-  config = load_config(name)
-  results = experiment.run(config, str(tmp_path), print_fn=lambda *a, **k: None)
+@pytest.mark.parametrize("name", EVERY_EXPERIMENT)
+def test_smoke_experiment_end_to_end_on_the_embedded_sample(name, tmp_path, request):
+  """Rotation's run is the session's shared smoke run (tests/conftest.py), the others run here."""
+  if name == "rotation":
+    run = request.getfixturevalue("rotation_smoke")
+    config, results, tmp_path = run.config, run.results, run.workdir
+  else:
+    config = load_config(name)
+    results = run_experiment(config, tmp_path)
   on_disk = json.loads((tmp_path / "results.json").read_text())
   top1 = on_disk["linear_eval"]["sslflax_sample/fashion"]["conv3"]
   assert 0.0 <= top1 <= 1.0 and top1 == results["linear_eval"]["sslflax_sample/fashion"]["conv3"]
@@ -36,7 +38,7 @@ def test_smoke_experiment_end_to_end_on_the_embedded_sample(name, tmp_path):
   assert on_disk["probe_input"] == ("lightness" if name == "colorize" else "rgb")
   # Every result stands beside random init on the same data and probe, with its SE.
   n = on_disk["test_images"]["sslflax_sample/fashion"]
-  assert n == 5000
+  assert n == 500  # the smoke variant probes test[:500]
   row = on_disk["comparison"]["sslflax_sample/fashion"]["conv3"]
   assert row["se"] == pytest.approx(np.sqrt(top1 * (1 - top1) / n))
   if name == "random":
@@ -51,6 +53,7 @@ def test_smoke_experiment_end_to_end_on_the_embedded_sample(name, tmp_path):
     assert (tmp_path / "metrics.jsonl").exists() and (tmp_path / "checkpoints").exists()
 
 
+@pytest.mark.slow
 def test_a_single_image_file_is_an_unbounded_augmented_stream(tmp_path):
   """pretrain.dataset = one image file: every batch holds copies of it; the augmentation makes
   each view new (tests/test_augment.py checks the views are all distinct)."""
@@ -66,8 +69,8 @@ def test_a_single_image_file_is_an_unbounded_augmented_stream(tmp_path):
                                   need_labels=False).take(2).as_numpy_iterator()
   sources = np.concatenate([b["image"] for b in batches])
   assert sources.shape == (32, 96, 96, 3)
-  lines = []
-  results = experiment.run(config, str(tmp_path / "run"), print_fn=lambda line, **_: lines.append(line))
+  lines = Lines()
+  results = run_experiment(config, tmp_path / "run", print_fn=lines)
   assert results["pretext"]["source_images"] == 1
   assert np.isfinite(results["pretext"]["final_metrics"]["loss"])
   assert any("rotation" in line and "random init" in line for line in lines)  # the result table
@@ -79,13 +82,14 @@ def test_pretraining_a_one_image_subset(tmp_path):
   config.pretrain.subset_size = 1
   config.pretrain.augment.enabled = True
   config.pretrain.augment.source_size = 128
-  out = pretrain(config, str(tmp_path), print_fn=lambda *a, **k: None)
+  out = run_pretrain(config, tmp_path)
   assert out["source_images"] == 1 and np.isfinite(out["final_metrics"]["loss"])
 
 
-def test_eval_only_reads_the_checkpoint_and_all_taps(tmp_path, monkeypatch):
+def test_eval_only_reads_the_checkpoint_and_all_taps(rotation_smoke, tmp_path, monkeypatch):
+  """Evaluates the session's rotation smoke run (in a copy of its workdir)."""
+  tmp_path = rotation_smoke.copy_to(tmp_path / "run")
   config = load_config("rotation")
-  experiment.run(config, str(tmp_path), print_fn=lambda *a, **k: None)
   config.eval_only = True
   config.linear_eval.taps = ("all",)
   config.linear_eval.datasets = ("sslflax_sample/fashion", "sslflax_sample/digits")
@@ -96,7 +100,7 @@ def test_eval_only_reads_the_checkpoint_and_all_taps(tmp_path, monkeypatch):
     sizes[name] = kwargs["image_size"]
     return make_dataset(name, split, **kwargs)
   monkeypatch.setattr(data_lib, "make_dataset", recording_make_dataset)
-  results = experiment.run(config, str(tmp_path), print_fn=lambda *a, **k: None)
+  results = run_experiment(config, tmp_path)
   for dataset in config.linear_eval.datasets:
     assert set(results["linear_eval"][dataset]) == {f"conv{i}" for i in range(1, 6)}
   assert results["pretext"] == {}
@@ -109,34 +113,36 @@ def final_params(out):
   return jax.device_get(out["state"].params)
 
 
-def test_resume_after_interruption_equals_uninterrupted_run(tmp_path):
+def test_resume_after_interruption_equals_uninterrupted_run(rotation_smoke, tmp_path):
+  """The uninterrupted run is the session's rotation smoke run: the same 6 steps, checkpoints
+  at 3 and 6 (its log interval of 2 does not change its steps)."""
   config = load_config("rotation")
-  config.pretrain.steps = 6
-  config.checkpoint.every_steps = 3
+  assert (config.pretrain.steps, config.checkpoint.every_steps) == (6, 3)
   config.log_every_steps = 1
-  reference = final_params(pretrain(config, str(tmp_path / "straight"), print_fn=lambda *a, **k: None))
+  manager = ckpt_lib.make_manager(str(rotation_smoke.workdir), 3, 3)
+  reference = manager.restore(6)["params"]
 
   def killed_at_step_4(line, **_):
     if "step 4/" in line:
       raise KeyboardInterrupt  # as if the job were killed after step 4 (checkpoint at 3)
   with pytest.raises(KeyboardInterrupt):
-    pretrain(config, str(tmp_path / "killed"), print_fn=killed_at_step_4)
-  lines = []
-  resumed = pretrain(config, str(tmp_path / "killed"), print_fn=lambda line, **_: lines.append(line))
+    run_pretrain(config, tmp_path / "killed", print_fn=killed_at_step_4)
+  lines = Lines()
+  resumed = run_pretrain(config, tmp_path / "killed", print_fn=lines)
   assert lines[0].startswith("resumed from step 3")
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
                final_params(resumed), reference)
 
 
-def test_corrupt_latest_checkpoint_falls_back_to_the_previous(tmp_path, capsys):
+def test_corrupt_latest_checkpoint_falls_back_to_the_previous(rotation_smoke, tmp_path, capsys):
   config = load_config("rotation")
-  pretrain(config, str(tmp_path), print_fn=lambda *a, **k: None)  # saves 3 and 6
+  tmp_path = rotation_smoke.copy_to(tmp_path / "run")  # saved at steps 3 and 6
   latest = tmp_path / "checkpoints" / "6"
   for f in latest.rglob("*"):
     if f.is_file():
       f.write_bytes(b"garbage")  # a truncated, corrupt write
-  lines = []
-  out = pretrain(config, str(tmp_path), print_fn=lambda line, **_: lines.append(line))
+  lines = Lines()
+  out = run_pretrain(config, tmp_path, print_fn=lines)
   assert "unreadable" in capsys.readouterr().out
   assert lines[0].startswith("resumed from step 3")
   assert int(out["state"].step) == 6
@@ -150,7 +156,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
   config.optim.lr = 1e30
   config.optim.schedule = "constant"
   with pytest.raises(NonFiniteLossError, match="lower optim.lr"):
-    pretrain(config, str(tmp_path), print_fn=lambda *a, **k: None)
+    run_pretrain(config, tmp_path)
   manager = ckpt_lib.make_manager(str(tmp_path), 2, 3)
   assert manager.latest_step() is not None and manager.latest_step() < 30
   restored = manager.restore(manager.latest_step())
@@ -158,27 +164,27 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
   assert all(np.all(np.isfinite(x)) for x in leaves)
 
 
-def test_bad_inputs_fail_before_training(tmp_path):
-  quiet = dict(print_fn=lambda *a, **k: None)
+def test_bad_inputs_fail_before_training(rotation_smoke, tmp_path):
+  from sslflax import experiment
   config = load_config("rotation")
   config.task.name = "spin"
   with pytest.raises(ValueError, match="unknown task 'spin'"):
-    experiment.run(config, str(tmp_path / "a"), **quiet)
+    run_experiment(config, tmp_path / "a")
   config = load_config("jigsaw")
   config.pretrain.image_size = 12
   with pytest.raises(ValueError, match="too small"):
-    experiment.run(config, str(tmp_path / "b"), **quiet)
+    run_experiment(config, tmp_path / "b")
   config = load_config("rotation")
-  config.pretrain.batch_size = 12  # 8 devices in the tests
+  config.pretrain.batch_size = 12  # on all 8 devices of the tests (the default mesh)
   with pytest.raises(ValueError, match="not divisible by the 8 devices"):
-    experiment.run(config, str(tmp_path / "c"), **quiet)
+    experiment.run(config, str(tmp_path / "c"), print_fn=lambda *a, **k: None)
   config = load_config("rotation")
   config.eval_only = True
   with pytest.raises(CheckpointError, match="no readable checkpoint"):
-    experiment.run(config, str(tmp_path / "d"), **quiet)
-  experiment.run(load_config("rotation"), str(tmp_path / "e"), **quiet)
+    run_experiment(config, tmp_path / "d")
+  finished = rotation_smoke.copy_to(tmp_path / "e")  # a finished rotation run's workdir
   with pytest.raises(WorkdirError, match="holds checkpoints of experiment 'rotation'"):
-    experiment.run(load_config("counting"), str(tmp_path / "e"), **quiet)
+    run_experiment(load_config("counting"), finished)
   with pytest.raises(ValueError, match="unknown config variant 'huge'"):
     load_config("rotation", "huge")
 
@@ -187,8 +193,9 @@ def test_bad_inputs_fail_before_training(tmp_path):
 # 1 device by up to 3.5e-4 (conv1), while jit against eager on one device already moves their
 # gradient norm by 9e-4 of 124. Their sharded losses and gradients are checked in
 # tests/test_joint.py; the step's discrepancy is an open question (docs/design.md).
-@pytest.mark.parametrize("name", ["rotation", "jigsaw", "colorization", "multitask", "byol", "swav",
-                                  "deepcluster"])
+@pytest.mark.parametrize("name", ["rotation"] + [
+    pytest.param(n, marks=pytest.mark.slow)
+    for n in ("jigsaw", "colorization", "multitask", "byol", "swav", "deepcluster")])
 def test_eight_devices_compute_the_update_of_one(name):
   """jit over an 8-device ('data',) mesh == one device, same global batch (BatchNorm included)."""
   import functools
@@ -231,6 +238,7 @@ def test_eight_devices_compute_the_update_of_one(name):
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-3, atol=memory_atol), m1, m8)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_smoke_experiment_on_mock_standard_datasets(name, tmp_path):
   """The paper's dataset names wired end to end (imagenette -> cifar10, svhn) on mock data."""
@@ -245,6 +253,6 @@ def test_smoke_experiment_on_mock_standard_datasets(name, tmp_path):
     config.task.options.num_classes = 10
   with tfds.testing.mock_data(num_examples=32, data_dir=str(tmp_path / "tfds")), \
        mock.patch.object(tfds.core.DatasetBuilder, "is_prepared", return_value=True):
-    results = experiment.run(config, str(tmp_path / "run"), print_fn=lambda *a, **k: None)
+    results = run_experiment(config, tmp_path / "run")
   assert set(results["linear_eval"]) == {"cifar10", "svhn_cropped"}
   assert all(0 <= v["conv3"] <= 1 for v in results["linear_eval"].values())

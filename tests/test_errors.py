@@ -1,6 +1,11 @@
 """Bad input: one clear line and exit status 2 on the command line, a UserError in Python,
-raised before any work, and never an earlier checkpoint lost. Bugs keep their traceback."""
+raised before any work, and never an earlier checkpoint lost. Bugs keep their traceback.
 
+The command line's errors are checked in-process (sslflax.main's entry with SystemExit and
+the captured output); `test_the_real_exit_path_of_a_user_error` and the console tests keep
+the real process."""
+
+import dataclasses
 import errno
 import io
 import os
@@ -16,36 +21,50 @@ import pytest
 from PIL import Image
 
 from sslflax import data as data_lib
-from sslflax import experiment, study
+from sslflax import experiment
 from sslflax.data import folder
 from sslflax.errors import (CheckpointError, ConfigError, DatasetError, UserError,
                             WorkdirError)
 from sslflax.train import checkpoint as ckpt_lib
-from sslflax.train.loop import pretrain
-from tests.helpers import photo_crops
+from tests.helpers import (QUIET, ROOT, Lines, load_config, photo_crops, run_experiment,
+                           run_pretrain, xla_flags)
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-QUIET = dict(print_fn=lambda *a, **k: None)
+smoke = lambda name="rotation", **overrides: load_config(name, "smoke", **overrides)
 
 
-def smoke(name: str = "rotation", **overrides):
-  config = study.load_config(str(ROOT / "configs"), name, "smoke")
-  for path, value in overrides.items():
-    node = config
-    *parents, last = path.split(".")
-    for key in parents:
-      node = node[key]
-    node[last] = value
-  return config
+@dataclasses.dataclass
+class Exit:
+  returncode: int
+  stdout: str
+  stderr: str
+
+
+def run_cli_in_process(args: list[str], capsys, monkeypatch) -> Exit:
+  """`python -m sslflax.main ARGS` in this process: its exit status and captured output."""
+  from absl import flags
+  from sslflax import main
+  monkeypatch.chdir(ROOT)
+  monkeypatch.setattr(sys, "argv", ["sslflax.main", *args])
+  flags.FLAGS.unparse_flags()  # no value left from an earlier parse
+  capsys.readouterr()
+  try:
+    main.cli()
+    code = 0
+  except SystemExit as e:
+    code = e.code if isinstance(e.code, int) else 1
+  finally:
+    flags.FLAGS.unparse_flags()
+  out = capsys.readouterr()
+  return Exit(code, out.out, out.err)
 
 
 def run_cli(*args: str, cwd: pathlib.Path = ROOT) -> subprocess.CompletedProcess:
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+  env = dict(os.environ, XLA_FLAGS=xla_flags(1))
   return subprocess.run([sys.executable, "-m", "sslflax.main", *args], cwd=cwd, env=env,
                         capture_output=True, text=True, timeout=300)
 
 
-def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+def assert_one_line_error(result, *fragments: str) -> None:
   assert result.returncode == 2, result.stderr[-2000:]
   lines = [line for line in result.stderr.splitlines() if line.strip()]
   assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-2000:]
@@ -56,7 +75,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
 
 # --- The command line: flags and config files ------------------------------------------
 
-@pytest.mark.parametrize("args, fragments", [
+CLI_ERRORS = [
     (["--config.pretrain.nosuch=3"], ["unknown config field 'pretrain.nosuch'", "batch_size"]),
     (["--config=configs/nosuch.py"], ["configs/nosuch.py: no such file"]),
     (["--config=configs/rotation.py:huge"], ["unknown config variant 'huge'"]),
@@ -64,15 +83,31 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
     (["--workdir="], ["--workdir"]),
     (["--config.pretrain.batch_size=0"], ["pretrain.batch_size=0", "at least 1"]),
     (["--config.pretrain.dataset=/no/such/folder"], ["/no/such/folder does not exist"]),
-], ids=["unknown-field", "missing-config-file", "unknown-variant", "bad-type", "no-workdir",
-        "zero-batch", "missing-folder"])
-def test_command_line_user_errors_are_one_line_with_exit_status_2(args, fragments, tmp_path):
+]
+CLI_IDS = ["unknown-field", "missing-config-file", "unknown-variant", "bad-type", "no-workdir",
+           "zero-batch", "missing-folder"]
+
+
+@pytest.mark.parametrize("args, fragments", CLI_ERRORS, ids=CLI_IDS)
+def test_command_line_user_errors_are_one_line_with_exit_status_2(args, fragments, tmp_path,
+                                                                  capsys, monkeypatch):
   base = ["--config=configs/rotation.py:smoke", f"--workdir={tmp_path / 'w'}"]
-  result = run_cli(*base, *args)
+  result = run_cli_in_process([*base, *args], capsys, monkeypatch)
   assert_one_line_error(result, *fragments)
   assert not (tmp_path / "w" / "checkpoints").exists()
 
 
+@pytest.mark.subprocess
+def test_the_real_exit_path_of_a_user_error(tmp_path):
+  """One case of the above in a real process: status 2 and one line on its stderr, through
+  the interpreter's exit (TensorFlow's and JAX's start-up notices included)."""
+  args, fragments = CLI_ERRORS[CLI_IDS.index("zero-batch")]
+  result = run_cli("--config=configs/rotation.py:smoke", f"--workdir={tmp_path / 'w'}", *args)
+  assert_one_line_error(result, *fragments)
+  assert not (tmp_path / "w" / "checkpoints").exists()
+
+
+@pytest.mark.subprocess
 def test_a_bug_keeps_its_traceback(tmp_path):
   script = ("import sys\nfrom sslflax import console\n"
             "def main(argv):\n  raise RuntimeError('a bug')\n"
@@ -83,6 +118,8 @@ def test_a_bug_keeps_its_traceback(tmp_path):
   assert "RuntimeError: a bug" in result.stderr
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_the_console_shows_only_sslflax_lines_unless_verbose(tmp_path):
   args = ["--config=configs/random.py:smoke", f"--workdir={tmp_path / 'w'}",
           "--config.linear_eval.taps=('conv1',)"]
@@ -187,7 +224,7 @@ def test_colorization_refuses_grayscale_data(tmp_path):
   for overrides in cases:
     config = smoke("colorize", **{"pretrain.augment.enabled": False}, **overrides)
     with pytest.raises(DatasetError, match="learns colour"):
-      experiment.run(config, str(tmp_path / "c"), **QUIET)
+      run_experiment(config, tmp_path / "c")
     assert not list((tmp_path / "c").glob("checkpoints/*"))
 
 
@@ -235,9 +272,8 @@ def checkpoint_steps(workdir: pathlib.Path) -> list[int]:
   return sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
 
 
-def test_workdir_errors_keep_the_checkpoints_there(tmp_path):
-  done = tmp_path / "rotation"
-  pretrain(smoke(), str(done), **QUIET)
+def test_workdir_errors_keep_the_checkpoints_there(rotation_smoke, tmp_path):
+  done = rotation_smoke.copy_to(tmp_path / "rotation")
   before = checkpoint_steps(done)
   with pytest.raises(WorkdirError, match="holds checkpoints of experiment 'rotation'"):
     experiment.run(smoke("counting"), str(done), **QUIET)
@@ -263,9 +299,10 @@ def test_a_read_only_workdir_is_refused(tmp_path):
     locked.chmod(0o755)
 
 
-def test_eval_only_with_only_a_corrupt_checkpoint_sets_it_aside_and_says_so(tmp_path):
-  config = smoke(**{"pretrain.steps": 3})
-  pretrain(config, str(tmp_path), **QUIET)
+def test_eval_only_with_only_a_corrupt_checkpoint_sets_it_aside_and_says_so(rotation_smoke,
+                                                                           tmp_path):
+  config = smoke()
+  tmp_path = rotation_smoke.copy_to(tmp_path / "run")
   steps = checkpoint_steps(tmp_path)
   for f in (tmp_path / "checkpoints").rglob("*"):
     if f.is_file():
@@ -286,11 +323,11 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(tmp_path, monkey
     return real_save(self, step, *args, **kwargs)
   monkeypatch.setattr(ocp.CheckpointManager, "save", save_until_full)
   with pytest.raises(WorkdirError, match=r"step 6.*No space left.*step 3 is kept"):
-    pretrain(config, str(tmp_path), **QUIET)
+    run_pretrain(config, tmp_path)
   assert checkpoint_steps(tmp_path)[-1] == 3  # no partial step 6
   monkeypatch.setattr(ocp.CheckpointManager, "save", real_save)
-  lines = []
-  out = pretrain(config, str(tmp_path), print_fn=lambda line, **_: lines.append(line))
+  lines = Lines()
+  out = run_pretrain(config, tmp_path, print_fn=lines)
   assert lines[0].startswith("resumed from step 3") and int(out["state"].step) == 6
 
 

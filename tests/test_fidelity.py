@@ -2,18 +2,14 @@
 context's random masks and overlap band, jigsaw's guards, colorization's prior and probe
 input, and the paper variant's probe (Flowers' splits, no weight decay)."""
 
-import pathlib
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sslflax import experiment, study
+from sslflax import experiment
 from sslflax import transforms as T
 from sslflax.tasks import make_task
-from tests.helpers import tiny_backbone
-
-CONFIGS = str(pathlib.Path(__file__).resolve().parents[1] / "configs")
+from tests.helpers import load_config, run_experiment, tiny_backbone
 
 
 def test_context_defaults_to_random_blocks_with_a_4px_band_weighted_10x(real_images):
@@ -26,7 +22,7 @@ def test_context_defaults_to_random_blocks_with_a_4px_band_weighted_10x(real_ima
   assert not np.array_equal(mask[0], mask[1])  # drawn per image
   assert 0 < mask.mean() <= 0.25
   np.testing.assert_array_equal(first["band"], T.boundary_band(first["mask"], 4))
-  config = study.load_config(CONFIGS, "context")
+  config = load_config("context", None)
   assert (config.task.options.mask_kind, config.task.options.overlap,
           config.task.options.overlap_weight) == ("blocks", 4, 10.0)
 
@@ -89,12 +85,12 @@ def test_colorization_prior_is_measured_on_the_pretraining_data_and_cached(tmp_p
   np.save(cached, np.full(313, 1 / 313))
   np.testing.assert_allclose(priors.measure_prior(str(tmp_path / "photos"), "train", 32,
                                                   data_dir), 1 / 313)
-  assert study.load_config(CONFIGS, "colorize").task.options.prior == "data"
+  assert load_config("colorize", None).task.options.prior == "data"
 
 
 def test_colorization_is_probed_on_lightness_and_rgb_on_request(real_images):
   from sslflax.tasks.colorization import lightness
-  config = study.load_config(CONFIGS, "colorize", "smoke")
+  config = load_config("colorize")
   name, fn = experiment.probe_input(config)
   assert name == "lightness" and fn is lightness
   rgb = jnp.asarray(real_images[:2])
@@ -106,11 +102,11 @@ def test_colorization_is_probed_on_lightness_and_rgb_on_request(real_images):
                              atol=0.05)
   config.linear_eval.input = "rgb"
   assert experiment.probe_input(config) == ("rgb", None)
-  assert experiment.probe_input(study.load_config(CONFIGS, "rotation", "smoke"))[0] == "rgb"
+  assert experiment.probe_input(load_config("rotation"))[0] == "rgb"
 
 
 def test_paper_probe_follows_the_seed():
-  config = study.load_config(CONFIGS, "rotation", "paper")
+  config = load_config("rotation", "paper")
   le = config.linear_eval
   from sslflax.evaluate.linear import probe_splits
   assert probe_splits(le, "oxford_flowers102") == ("train+test", "validation")
@@ -119,9 +115,9 @@ def test_paper_probe_follows_the_seed():
 
 
 def test_per_dataset_probe_splits_are_used(tmp_path):
-  config = study.load_config(CONFIGS, "random", "smoke")
+  config = load_config("random")
   config.linear_eval.taps = ("conv1",)
   config.linear_eval.splits_per_dataset = (("sslflax_sample/fashion", "validation",
                                             "test[:1000]"),)
-  results = experiment.run(config, str(tmp_path), print_fn=lambda *a, **k: None)
+  results = run_experiment(config, tmp_path)
   assert results["test_images"]["sslflax_sample/fashion"] == 1000

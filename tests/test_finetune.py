@@ -3,7 +3,6 @@ its pretraining crops, and the `paper` variant's settings read off the configs."
 
 import json
 import os
-import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -13,18 +12,11 @@ import pytest
 from flax import traverse_util
 from jax.sharding import Mesh
 
-from sslflax import experiment, study
+from sslflax import experiment
 from sslflax.evaluate import finetune as ft
 from sslflax.train.loop import jit_train_step
 from sslflax.train.optim import make_optimizer
-from tests.helpers import tiny_backbone
-
-CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
-QUIET = dict(print_fn=lambda *a, **k: None)
-
-
-def load_config(name: str, variant: str | None = "smoke"):
-  return study.load_config(str(CONFIGS), name, variant)
+from tests.helpers import Lines, load_config, one_device, run_experiment, tiny_backbone
 
 
 def flat(tree) -> dict[tuple[str, ...], np.ndarray]:
@@ -37,7 +29,7 @@ def layer_of(path: tuple[str, ...]) -> str:
   return "conv" + name[2:] if name.startswith("bn") and name[2:].isdigit() else name
 
 
-@pytest.mark.parametrize("freeze_layer", [1, 3, 5])
+@pytest.mark.parametrize("freeze_layer", [1, 3, pytest.param(5, marks=pytest.mark.slow)])
 def test_frozen_layers_stay_bit_identical_and_the_layers_above_train(freeze_layer, real_images):
   """Three data-parallel steps over 8 devices: conv1..conv{L} (kernels, BN scale, bias and
   running statistics) are bit-identical; every layer above, fc6/fc7 and the new classifier (head) move."""
@@ -98,35 +90,35 @@ def finetune_config():
   return config
 
 
-def run_finetune(config, workdir, variables, print_fn=QUIET["print_fn"]):
-  from sslflax.train.loop import backbone_from_config, data_mesh
+def run_finetune(config, workdir, variables, print_fn=lambda *a, **k: None):
+  from sslflax.train.loop import backbone_from_config
   return ft.finetune(backbone_from_config(config), variables, "sslflax_sample/fashion", config,
-                     data_mesh(), str(workdir), "rotation", print_fn=print_fn)
+                     one_device(), str(workdir), "rotation", print_fn=print_fn)
 
 
+@pytest.mark.slow
 def test_a_killed_finetune_resumes_to_the_same_result(tmp_path):
   config = finetune_config()
   variables = experiment.random_backbone(config, num_fc=2)
   top1, n, state = run_finetune(config, tmp_path / "straight", variables)
-  assert int(state.step) == 14 and n == 5000
+  assert int(state.step) == 14 and n == 500  # the smoke variant's test[:500]
 
   def killed_at_step_7(line, **_):
     if "step 7/" in line:
       raise KeyboardInterrupt  # killed after step 7; the checkpoint of step 5 is on disk
   with pytest.raises(KeyboardInterrupt):
     run_finetune(config, tmp_path / "killed", variables, print_fn=killed_at_step_7)
-  lines = []
+  lines = Lines()
   top1_resumed, _, resumed = run_finetune(config, tmp_path / "killed", variables,
-                                          print_fn=lambda line, **_: lines.append(line))
+                                          print_fn=lines)
   assert "resumed from step 5" in lines[0]
   assert top1_resumed == top1
   for path, value in flat(state.params).items():
     np.testing.assert_allclose(flat(resumed.params)[path], value, rtol=1e-5, atol=1e-6)
 
   # A finished fine-tune is reused as it is; another backbone starts a new one beside it.
-  again = []
-  assert run_finetune(config, tmp_path / "killed", variables,
-                      print_fn=lambda line, **_: again.append(line))[0] == top1
+  again = Lines()
+  assert run_finetune(config, tmp_path / "killed", variables, print_fn=again)[0] == top1
   assert "resumed from step 14" in again[0] and not any("step 1/" in l for l in again)
   other = jax.tree.map(lambda x: x * 1.01, variables)
   run_finetune(config, tmp_path / "killed", other)
@@ -134,14 +126,16 @@ def test_a_killed_finetune_resumes_to_the_same_result(tmp_path):
   assert len(runs) == 2 and all(r.startswith("freeze3-") for r in runs)
 
 
-def test_finetune_mode_end_to_end_beside_random_init_and_the_probes(tmp_path):
-  """Probe, then fine-tune, in one workdir on one checkpoint: two results files."""
+@pytest.mark.slow
+def test_finetune_mode_end_to_end_beside_random_init_and_the_probes(rotation_smoke, tmp_path):
+  """Probe, then fine-tune, in one workdir on one checkpoint: two results files. The probe
+  run is the session's rotation smoke run (a copy of its workdir)."""
+  tmp_path = rotation_smoke.copy_to(tmp_path / "run")
   config = load_config("rotation")
-  experiment.run(config, str(tmp_path), **QUIET)
   config.linear_eval.mode = "finetune"
   config.linear_eval.freeze_layer = 2
-  lines = []
-  results = experiment.run(config, str(tmp_path), print_fn=lambda line, **_: lines.append(line))
+  lines = Lines()
+  results = run_experiment(config, tmp_path, print_fn=lines)
   on_disk = json.loads((tmp_path / "results-finetune-freeze2.json").read_text())
   assert on_disk["mode"] == "finetune" and on_disk["freeze_layer"] == 2
   row = on_disk["comparison"]["sslflax_sample/fashion"]["freeze2"]

@@ -71,7 +71,8 @@ def test_quadrants_and_random_filter_downsample(real_images):
   np.testing.assert_allclose(area[:, 0, 0], np.asarray(x[:, :2, :2]).mean(axis=(1, 2)), atol=1e-6)
 
 
-@pytest.mark.parametrize("shape", [(6, 33, 50), (3, 2, 2), (9, 20, 18), (1, 8, 8)])
+@pytest.mark.parametrize("shape", [(6, 33, 50), (3, 2, 2)] + [
+    pytest.param(shape, marks=pytest.mark.slow) for shape in [(9, 20, 18), (1, 8, 8)]])
 def test_random_filter_downsample_odd_sizes_and_batches(shape):
   # Odd sides drop their last row/column, as resize of the even crop; a batch that is not
   # a multiple of 4 keeps the per-run permutation for its complete runs.

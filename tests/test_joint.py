@@ -225,9 +225,14 @@ def test_swav_queue_keeps_the_newest_global_embeddings_and_joins_sinkhorn_when_f
   task, images, state, step = swav_training(options)
   assert state.memory["queue"].shape == (2, 32, 16) and int(state.memory["filled"]) == 0
   key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), 0)
-  inputs, _ = task.make_batch(jax.random.split(key)[0], images, None)
-  outputs, _ = task.model.apply({"params": state.params, "batch_stats": state.batch_stats},
-                                inputs, train=True, mutable=["batch_stats"])
+
+  @jax.jit  # compiled like the step, so both sides round alike
+  def forward(state, images):
+    inputs, _ = task.make_batch(jax.random.split(key)[0], images, None)
+    return task.model.apply({"params": state.params, "batch_stats": state.batch_stats},
+                            inputs, train=True, mutable=["batch_stats"])[0]
+
+  outputs = forward(state, images)
   state, _ = step(state, images, None)
   queue = np.asarray(state.memory["queue"])
   assert int(state.memory["filled"]) == 16
@@ -249,6 +254,7 @@ def test_swav_queue_keeps_the_newest_global_embeddings_and_joins_sinkhorn_when_f
   assert not bool(late.memory.read(state.memory, None, None, {}, 2, None)["use_queue"])
 
 
+@pytest.mark.slow
 def test_swav_freezes_the_prototypes_for_the_first_steps():
   options = dict(TINY_TASK_OPTIONS["swav"], queue_size=0, freeze_prototypes_steps=1)
   task, images, state, step = swav_training(options)
@@ -337,6 +343,7 @@ def test_color_jitter_orders_are_uniform_and_factors_in_range():
   assert 0.74 < changed.mean() < 0.86
 
 
+@pytest.mark.slow
 def test_views_shapes_and_multi_crop():
   images = jnp.asarray(photo_crops(4, 48, seed=6))
   specs, sizes = T.multi_crop_specs(32, 16, num_local=3)

@@ -3,19 +3,14 @@
 import functools
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
-from sslflax.tasks import make_task
 from sslflax.train import create_train_state, train_step
-from tests.helpers import TINY_TASK_OPTIONS, photo_crops, tiny_backbone
+from tests.helpers import TINY_TASK_OPTIONS, learning_setup
 
 # Jigsaw must recognise tiles by content before any puzzle is solvable: it starts slower.
 STEPS = {"jigsaw": 80, "moco": 80}
-# As their configs: exemplar's views must agree on one embedding, so no dropout.
-BACKBONE = {name: {"dropout": 0.0} for name in ("exemplar", "simclr", "byol", "moco", "swav")}
 # Loss of the last 5 steps over the first 3 must fall below this ratio.
 # Measured ratios (tests/test_learning.py -s): rotation 0.40, supervised 0.23, counting 0.43,
 # jigsaw ~0.6, context 0.37, colorization 0.68, patch_location 0.64, denoising 0.50,
@@ -27,20 +22,15 @@ MAX_RATIO = {"rotation": 0.6, "supervised": 0.5, "counting": 0.75, "jigsaw": 0.8
              "context": 0.6, "colorization": 0.8, "patch_location": 0.8, "denoising": 0.7,
              "multitask": 0.85, "exemplar": 0.95, "simclr": 0.85, "byol": 0.8, "moco": 0.92,
              "swav": 0.85, "deepcluster": 0.6}
-# MoCo's queue starts as random unit vectors, easy negatives: as the keys of real images
-# replace them its loss rises (1.24 over 40 steps with a queue of 4 batches). A queue of one
-# batch holds real keys from the second step on, so its losses count from there.
-OPTIONS = {"moco": {"queue_size": 16}}
+# MoCo's queue holds real keys from its second step on (tests/helpers.py): its losses count
+# from there.
 FIRST = {"moco": 1}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(TINY_TASK_OPTIONS))
 def test_task_learns_on_real_images(name):
-  images = jnp.asarray(photo_crops(16, 64, seed=1))
-  labels = jnp.arange(16) % 4  # the photo each crop came from: a real (4-class) label
-  task = make_task(name, tiny_backbone(**BACKBONE.get(name, {})),
-                   **{**TINY_TASK_OPTIONS[name], **OPTIONS.get(name, {})})
-  tx = optax.adam(1e-3)
+  task, tx, images, labels = learning_setup(name)
   state = create_train_state(jax.random.key(0), task, tx, images, labels)
   step = jax.jit(functools.partial(train_step, task, tx))
   losses = []

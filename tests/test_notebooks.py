@@ -7,6 +7,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from tests.helpers import xla_flags
+
 COLAB = pathlib.Path(__file__).resolve().parents[1] / "colab"
 NOTEBOOKS = sorted(p.name for p in COLAB.glob("*.ipynb"))
 
@@ -16,10 +18,12 @@ def test_there_are_four_notebooks():
                        "04_study.ipynb"]
 
 
+@pytest.mark.slow
+@pytest.mark.notebook
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_top_to_bottom(name, monkeypatch):
   monkeypatch.setenv("SSLFLAX_NOTEBOOK_SMOKE", "1")  # tiny networks, a few steps
-  monkeypatch.setenv("XLA_FLAGS", "")  # one CPU device, as on a user's machine
+  monkeypatch.setenv("XLA_FLAGS", xla_flags(1))  # one CPU device, as on a user's machine (compiled as the tests)
   notebook = nbformat.read(COLAB / name, as_version=4)
   client = NotebookClient(notebook, timeout=600, kernel_name="python3",
                           resources={"metadata": {"path": str(COLAB)}})

@@ -1,11 +1,13 @@
 import time
 
 import numpy as np
+import pytest
 
 from sslflax import transforms as T
 from sslflax.transforms import permutations as P
 
 
+@pytest.mark.slow
 def test_shipped_set_is_the_seeded_greedy_set_and_fast_to_recompute():
   shipped = T.load_permutations(1000)
   start = time.time()

@@ -9,14 +9,12 @@ import numpy as np
 import optax
 import pytest
 
-from sslflax import experiment, study
 from sslflax.evaluate.finetune import is_frozen
 from sslflax.evaluate.linear import resolve_taps, tap_features
 from sslflax.models import ResNet, make_backbone, tap_names
 from sslflax.tasks import make_task
 from sslflax.train import create_train_state, train_step
-from tests.helpers import TINY_TASK_OPTIONS, photo_crops
-from tests.test_engine import CONFIGS
+from tests.helpers import TINY_TASK_OPTIONS, load_config, photo_crops, run_experiment
 
 
 def count(tree) -> int:
@@ -49,7 +47,8 @@ def tiny_resnet(**overrides) -> ResNet:
   return ResNet(**{"stage_sizes": (1, 1, 1, 1), "width": 8, "cifar_stem": True, **overrides})
 
 
-@pytest.mark.parametrize("name", sorted(TINY_TASK_OPTIONS))
+@pytest.mark.parametrize("name", [n if n == "rotation" else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in sorted(TINY_TASK_OPTIONS)])
 def test_every_task_trains_on_a_resnet(name):
   task = make_task(name, tiny_resnet(), **TINY_TASK_OPTIONS[name])
   images = jnp.asarray(photo_crops(8, 32, seed=1))
@@ -96,15 +95,16 @@ def test_freezing_a_resnet_up_to_res3():
                state.batch_stats["backbone"]["res3_block0"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["probe", "finetune"])
 def test_main_job_on_a_resnet(mode, tmp_path):
-  config = study.load_config(str(CONFIGS), "simclr", "smoke")
+  config = load_config("simclr")
   config.model.name = "resnet18"
   config.model.resnet_width = 8
   config.model.cifar_stem = True
   config.linear_eval.mode = mode
   config.linear_eval.finetune_epochs = 1
-  results = experiment.run(config, str(tmp_path), print_fn=lambda *a, **k: None)
+  results = run_experiment(config, tmp_path)
   rows = results["linear_eval"]["sslflax_sample/fashion"]
   expect = {"res2", "res3", "res4", "res5"} if mode == "probe" else {"freeze3"}
   assert set(rows) == expect and all(0 <= v <= 1 for v in rows.values())
@@ -114,7 +114,7 @@ def test_a_workdir_records_only_its_backbones_shape_fields():
   """AlexNet runs' workdirs from before the ResNet fields existed still resume; a ResNet
   run's records its width and stem, not AlexNet's widths."""
   from sslflax.train.loop import shape_fields
-  config = study.load_config(str(CONFIGS), "rotation")
+  config = load_config("rotation", None)
   alexnet = shape_fields(config)
   assert "model.widths" in alexnet and not any("resnet" in k or "cifar" in k for k in alexnet)
   config.model.name = "resnet18"

@@ -15,13 +15,15 @@ from PIL import Image
 from sslflax import report, study
 from sslflax.errors import WorkdirError
 from sslflax.study import Cell
+from tests.helpers import QUIET, ROOT, Lines, load_config, one_device, xla_flags
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-QUIET = dict(print_fn=lambda *a, **k: None)
+
+def quiet_on_one_device() -> dict:
+  return dict(QUIET, mesh=one_device())
 
 
 def load_study(variant: str = "smoke"):
-  return study.load_config(str(ROOT / "configs"), "study", variant)
+  return load_config("study", variant)
 
 
 def row(experiment, size, downstream, seed, top1, tap="conv3", test_images=1000):
@@ -84,7 +86,7 @@ def test_grid_runs_random_init_once_per_seed_and_one_image_per_pretext_task():
   assert Cell("deepcluster", 1, 0) not in cells and Cell("deepcluster", 0, 1) in cells
   whole = study.cell_config(config, Cell("rotation", 0, 1))
   assert whole.pretrain.subset_size is None and whole.seed == 1
-  assert whole.pretrain.dataset == study.load_config(str(ROOT / "configs"), "rotation").pretrain.dataset
+  assert whole.pretrain.dataset == load_config("rotation", None).pretrain.dataset
   assert whole.linear_eval.taps == ("all",) and not whole.linear_eval.compare_random
   assert whole.linear_eval.datasets == ("sslflax_sample/fashion", "sslflax_sample/digits")
   one = study.cell_config(config, Cell("colorize", 1, 0))
@@ -102,9 +104,10 @@ def test_grid_runs_random_init_once_per_seed_and_one_image_per_pretext_task():
   assert study.cell_config(paper, Cell("supervised", 120_000, 0)).task.options.num_classes == 1000
 
 
+@pytest.mark.slow
 def test_smoke_study_end_to_end_resumes_and_refuses_stale_cells(tmp_path):
   config = load_study("smoke")
-  markdown = study.run_study(config, str(tmp_path), **QUIET)
+  markdown = study.run_study(config, str(tmp_path), **quiet_on_one_device())
   cells = study.grid(config)
   with open(tmp_path / "results.csv") as f:
     rows = list(csv.DictReader(f))
@@ -118,24 +121,25 @@ def test_smoke_study_end_to_end_resumes_and_refuses_stale_cells(tmp_path):
       assert image.size[0] > 300
 
   # A rerun reuses every finished cell: nothing trains.
-  lines = []
-  study.run_study(config, str(tmp_path), print_fn=lambda line, **_: lines.append(line))
+  lines = Lines()
+  study.run_study(config, str(tmp_path), print_fn=lines, mesh=one_device())
   assert f"{len(cells)} cells, {len(cells)} already finished" in lines[0]
   assert not any("step" in line for line in lines)
 
   # An interrupted cell (no results.json) is the only one run again.
   os.remove(study.cell_dir(str(tmp_path), cells[-1]) + "/results.json")
   lines.clear()
-  study.run_study(config, str(tmp_path), print_fn=lambda line, **_: lines.append(line))
+  study.run_study(config, str(tmp_path), print_fn=lines, mesh=one_device())
   assert f"{len(cells)} cells, {len(cells) - 1} already finished" in lines[0]
   assert any(cells[-1].name in line for line in lines)
 
   # Editing the study config does not silently reuse cells run with the old one.
   config.overrides.linear_eval = dict(epochs=5)
   with pytest.raises(WorkdirError, match="finished with another config.*linear_eval.epochs"):
-    study.run_study(config, str(tmp_path), **QUIET)
+    study.run_study(config, str(tmp_path), **quiet_on_one_device())
 
 
+@pytest.mark.slow
 def test_freeze_layer_sweep_fine_tunes_each_checkpoint_in_its_cell(tmp_path):
   config = load_study("smoke")
   config.experiments, config.subset_sizes, config.freeze_layers = ("random", "rotation"), (32,), (1, 3)
@@ -149,8 +153,8 @@ def test_freeze_layer_sweep_fine_tunes_each_checkpoint_in_its_cell(tmp_path):
   assert study.cell_config(config, cells[1]).linear_eval.mode == "probe"
   # A fine-tune cell needs its pretraining cell's checkpoint first.
   with pytest.raises(WorkdirError, match=r"rotation-32-seed0-freeze1 fine-tunes .* rotation-32-seed0 \(--cell=1\)"):
-    study.run_cell(config, str(tmp_path), cells[3], **QUIET)
-  markdown = study.run_study(config, str(tmp_path), **QUIET)
+    study.run_cell(config, str(tmp_path), cells[3], **quiet_on_one_device())
+  markdown = study.run_study(config, str(tmp_path), **quiet_on_one_device())
   run_dir = pathlib.Path(study.cell_dir(str(tmp_path), cells[1]))
   assert {p.name for p in run_dir.glob("results*.json")} == {
       "results.json", "results-finetune-freeze1.json", "results-finetune-freeze3.json"}
@@ -175,14 +179,15 @@ def test_config_args_are_passed_on_in_either_spelling():
                                             "--config.show_paper"]
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_parallel_workers_run_cells_as_processes_with_the_same_overrides(tmp_path):
   config_args = [f"--config={ROOT / 'configs' / 'study.py'}:smoke",
                  "--config.experiments=('random',)", "--config.seeds=(0, 1)", "--config.workers=2"]
   config = load_study("smoke")
   config.experiments, config.seeds, config.workers = ("random",), (0, 1), 2
-  lines = []
-  study.run_study(config, str(tmp_path), config_args=config_args,
-                  print_fn=lambda line, **_: lines.append(line))
+  lines = Lines()
+  study.run_study(config, str(tmp_path), config_args=config_args, print_fn=lines)
   assert sum("started on worker" in line for line in lines) == 2
   assert all(os.path.exists(tmp_path / "logs" / f"cell{i}.log") for i in range(2))
   # The worker processes built the very configs this process asks for (else: stale-config error).
@@ -226,6 +231,7 @@ def run_script(script, *args, env=None):
                         timeout=120)
 
 
+@pytest.mark.subprocess
 def test_launch_scripts_print_their_commands_in_dry_run():
   local = run_script("local.sh", "--config=configs/rotation.py:paper", "--workdir=/runs/r")
   assert local.returncode == 0, local.stderr
@@ -266,9 +272,12 @@ def free_port() -> int:
     return s.getsockname()[1]
 
 
+@pytest.mark.slow
+@pytest.mark.multiprocess
+@pytest.mark.subprocess
 def test_two_processes_join_one_job_and_train_together(tmp_path):
   """jax.distributed on 2 local CPU processes (2 devices each): one 4-device data-parallel run."""
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+  env = {**os.environ, "XLA_FLAGS": xla_flags(2),
          "JAX_COORDINATOR_ADDRESS": f"localhost:{free_port()}", "JAX_NUM_PROCESSES": "2"}
   command = [sys.executable, "-m", "sslflax.main", "--multihost",
              "--config=configs/rotation.py:smoke", f"--workdir={tmp_path}"]

@@ -154,7 +154,7 @@ def finetune(backbone: nn.Module, variables: dict[str, Any], dataset: str, confi
   with open(os.path.join(run_dir, "settings.json"), "w") as f:
     json.dump(settings, f, indent=2)
   manager = ckpt_lib.make_manager(run_dir, config.checkpoint.every_steps, config.checkpoint.keep)
-  example = jnp.zeros((max(2, jax.device_count()), image_size, image_size, 3), jnp.uint8)
+  example = jnp.zeros((max(2, mesh.size), image_size, image_size, 3), jnp.uint8)
   state = initial_state(task, tx, variables, example, config.seed, mesh)
   restored = ckpt_lib.restore_latest(manager, state)
   if restored is not None:

@@ -30,9 +30,9 @@ class NonFiniteLossError(UserError, FloatingPointError):
   """The loss became NaN or inf: the run stops; the last good checkpoint stays."""
 
 
-def data_mesh() -> Mesh:
-  """A 1-D mesh over every device of every host."""
-  return Mesh(np.array(jax.devices()), ("data",))
+def data_mesh(devices=None) -> Mesh:
+  """A 1-D ('data',) mesh over `devices` (default: every device of every host)."""
+  return Mesh(np.array(devices if devices is not None else jax.devices()), ("data",))
 
 
 def backbone_from_config(config):
@@ -161,7 +161,7 @@ class MetricWriter:
 def init_state(config, task: Task, tx, mesh: Mesh) -> TrainState:
   """A fresh state, replicated over the mesh (initialised from an all-zero example batch)."""
   size = config.pretrain.image_size
-  example = jnp.zeros((max(2, jax.device_count()), size, size, 3), jnp.uint8)
+  example = jnp.zeros((max(2, mesh.size), size, size, 3), jnp.uint8)
   labels = jnp.zeros((example.shape[0],), jnp.int32)
   replicated = NamedSharding(mesh, P())
   init = jax.jit(functools.partial(create_train_state, task=task, tx=tx),
@@ -228,16 +228,17 @@ def run_steps(state: TrainState, step_fn, batches, manager, mesh: Mesh, *, label
   return state, last, timed_images
 
 
-def pretrain(config, workdir: str, *, print_fn=print) -> dict[str, Any]:
+def pretrain(config, workdir: str, *, print_fn=print, mesh: Mesh | None = None) -> dict[str, Any]:
   """Pretrain config.task on config.pretrain.dataset; resumes from the workdir's last checkpoint.
 
   Returns the final metrics, images/s and wall time. Restarting the same
   command after a kill continues from the last checkpoint (state, optimiser,
   step and data position) and ends in the same state as an uninterrupted run.
+  `mesh`: the devices to train on (default: `data_mesh()`, every device).
   """
-  mesh = data_mesh()
+  mesh = mesh or data_mesh()
   task = task_from_config(config, measure_prior=True)
-  check_config(config, task, jax.device_count())
+  check_config(config, task, mesh.size)
   pc = config.pretrain
   builder = data_lib.get_builder(pc.dataset, pc.data_dir)
   if task.needs_labels:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import flax
@@ -26,7 +27,16 @@ class TrainState(flax.struct.PyTreeNode):
 
 def create_train_state(rng: jax.Array, task: Task, tx: optax.GradientTransformation,
                        example_images: jax.Array, example_labels: jax.Array | None = None) -> TrainState:
-  """Initialise the task network on an example batch (shapes only matter)."""
+  """Initialise the task network on an example batch (shapes only matter).
+
+  Compiled: run eagerly, a task that builds views would dispatch hundreds of small ops one
+  by one (BYOL's tiny test network: 16.6 s eagerly, 3.2 s compiled on 2 CPU cores)."""
+  init = jax.jit(functools.partial(_initial_state, task=task, tx=tx))
+  return init(rng, example_images, example_labels)
+
+
+def _initial_state(rng: jax.Array, example_images: jax.Array, example_labels: jax.Array | None,
+                   *, task: Task, tx: optax.GradientTransformation) -> TrainState:
   k_init, k_batch, k_dropout, k_state = jax.random.split(rng, 4)
   inputs, _ = task.make_batch(k_batch, example_images, example_labels)
   variables = task.model.init({"params": k_init, "dropout": k_dropout}, inputs, train=False)
