@@ -54,6 +54,8 @@ def run_cli_in_process(args: list[str], capsys, monkeypatch) -> Exit:
     code = e.code if isinstance(e.code, int) else 1
   finally:
     flags.FLAGS.unparse_flags()
+    for name in [n for n in flags.FLAGS if n.startswith("config.")]:
+      delattr(flags.FLAGS, name)  # the override flags a parse defines; the next parse redefines them
   out = capsys.readouterr()
   return Exit(code, out.out, out.err)
 
@@ -83,9 +85,14 @@ CLI_ERRORS = [
     (["--workdir="], ["--workdir"]),
     (["--config.pretrain.batch_size=0"], ["pretrain.batch_size=0", "at least 1"]),
     (["--config.pretrain.dataset=/no/such/folder"], ["/no/such/folder does not exist"]),
+    (["--config.pretrain.dataset=sslflax_sample/fashon"],
+     ["no config 'fashon'", "did you mean sslflax_sample/fashion?"]),
+    (["--config.linear_eval.datasets=('cifar10/plain',)"], ["'cifar10' has no configs"]),
+    (["--config.linear_eval.taps=()"], ["linear_eval.taps is empty", "'conv1'"]),
 ]
 CLI_IDS = ["unknown-field", "missing-config-file", "unknown-variant", "bad-type", "no-workdir",
-           "zero-batch", "missing-folder"]
+           "zero-batch", "missing-folder", "mistyped-tfds-config", "config-of-plain-dataset",
+           "empty-taps"]
 
 
 @pytest.mark.parametrize("args, fragments", CLI_ERRORS, ids=CLI_IDS)

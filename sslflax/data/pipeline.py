@@ -7,6 +7,7 @@ Only decoding, resizing, cropping, shuffling and batching happen on the host
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import re
 import time
@@ -65,6 +66,7 @@ def get_builder(name: str, data_dir: str | None = None) -> tfds.core.DatasetBuil
       build_locally(builder, name)
     return builder
   try:
+    check_config_name(name)
     builder = tfds.builder(name, data_dir=data_dir)
   except tfds.core.registered.DatasetNotFoundError as e:
     raise DatasetError(f"unknown dataset {name!r}: not a TFDS name "
@@ -77,6 +79,25 @@ def get_builder(name: str, data_dir: str | None = None) -> tfds.core.DatasetBuil
       raise DatasetError(f"dataset {name!r} is not prepared in {data_dir} and this run will not "
                          f"download it: {prepare_instructions(name, data_dir)}.")
   return builder
+
+
+def check_config_name(name: str) -> None:
+  """'family/config': a config the family does not define fails in one line naming the
+  family's configs, not in TFDS's traceback (DatasetNotFoundError for an unknown family
+  is left to the caller)."""
+  family, _, config = name.partition("/")
+  config = config.split(":")[0]  # 'family/config:1.0.0'
+  if not config:
+    return
+  configs = [c.name for c in getattr(tfds.builder_cls(family), "BUILDER_CONFIGS", [])]
+  if not configs:
+    raise DatasetError(f"dataset {family!r} has no configs; name it {family!r}, "
+                       f"not {name!r}.")
+  if config not in configs:
+    near = difflib.get_close_matches(config, configs, n=1)
+    hint = f"did you mean {family}/{near[0]}? " if near else ""
+    raise DatasetError(f"dataset {family!r} has no config {config!r}; {hint}"
+                       f"its configs are {', '.join(configs)}.")
 
 
 def build_locally(builder: tfds.core.DatasetBuilder, name: str) -> None:

@@ -42,6 +42,9 @@ def probe_splits(le, dataset: str) -> tuple[str, str]:
 def resolve_taps(taps, names: tuple[str, ...] = TAP_NAMES) -> tuple[str, ...]:
   """linear_eval.taps checked against the backbone's tap `names`; ('all',) is all of them."""
   taps = tuple(taps)
+  if not taps:
+    raise ConfigError(f"linear_eval.taps is empty, so nothing would be probed; name at least "
+                      f"one of {list(names)}, or ('all',).")
   if taps == ("all",):
     return tuple(names)
   unknown = [t for t in taps if t not in names]
