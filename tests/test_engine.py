@@ -148,6 +148,59 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous(rotation_smoke, tm
   assert int(out["state"].step) == 6
 
 
+class StepCounter:
+  """A train step's stand-in: state is the step number, loss the given value at that step."""
+
+  def __init__(self, losses):
+    self.losses = losses
+
+  def __call__(self, state, images, labels):
+    loss = self.losses[int(state.step)]
+    return type(state)(step=state.step + 1), {"loss": jax.numpy.float32(loss),
+                                              "rotation/loss": jax.numpy.float32(np.nan)}
+
+
+def run_fake_steps(losses, log_every, monkeypatch, tmp_path, start=0):
+  import dataclasses
+  from jax.sharding import Mesh
+  from sslflax.train import loop
+
+  @dataclasses.dataclass
+  class State:
+    step: int
+
+  class Manager:
+    should_save = staticmethod(lambda step: False)
+    latest_step = staticmethod(lambda: 0)
+
+  monkeypatch.setattr(ckpt_lib, "save", lambda *a, **k: None)
+  monkeypatch.setattr(ckpt_lib, "wait_until_saved", lambda manager: None)
+  batch = {"image": np.zeros((8, 4, 4, 3), np.uint8), "label": np.zeros(8, np.int32)}
+  lines = Lines()
+  mesh = Mesh(np.array(jax.devices()[:1]), ("data",))
+  state, last, images = loop.run_steps(
+      State(start), StepCounter(losses), iter([batch] * len(losses)), Manager(), mesh,
+      label="fake", steps=len(losses), batch_size=8, log_every=log_every, lr_field="optim.lr",
+      writer=loop.MetricWriter(str(tmp_path), enabled=False), print_fn=lines)
+  return lines, last, images
+
+
+def test_progress_lines_report_the_window_mean_and_time_the_rate_after_compiling(
+    monkeypatch, tmp_path):
+  lines, last, images = run_fake_steps([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0], 3, monkeypatch,
+                                       tmp_path)
+  assert [line.split("  ")[1] for line in lines] == ["loss 2.0000", "loss 5.0000", "loss 7.0000"]
+  assert all("img/s  ETA " in line for line in lines), lines  # the rate skips step 1's compile
+  assert "rotation/loss" not in last and last["loss"] == 7.0 and images == 56
+  lines, _, _ = run_fake_steps([1.0, 2.0], 1, monkeypatch, tmp_path)
+  assert lines[0].endswith("loss 1.0000  first step (compiled)") and "ETA" in lines[1]
+
+
+def test_a_non_finite_loss_between_progress_lines_stops_the_run(monkeypatch, tmp_path):
+  with pytest.raises(NonFiniteLossError, match="loss is nan at step 2 of fake"):
+    run_fake_steps([1.0, np.nan, 3.0, 4.0], 4, monkeypatch, tmp_path)
+
+
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
   config = load_config("rotation")
   config.pretrain.steps = 30

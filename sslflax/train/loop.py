@@ -178,15 +178,33 @@ def jit_train_step(task: Task, tx, mesh: Mesh, augment: Augment | None = None):
                  out_shardings=(replicated, replicated), donate_argnums=0)
 
 
+def window_mean(window: list[dict[str, float]]) -> dict[str, float]:
+  """Each metric's mean over the window's steps. NaN marks a metric a step did not measure
+  (multitask's idle tasks under 'alternate'): it is left out of the mean, and a metric no
+  step measured is left out."""
+  means = {}
+  for key in window[0]:
+    values = [m[key] for m in window if not math.isnan(m[key])]
+    if values:
+      means[key] = sum(values) / len(values)
+  return means
+
+
 def run_steps(state: TrainState, step_fn, batches, manager, mesh: Mesh, *, label: str,
               steps: int, batch_size: int, log_every: int, lr_field: str, writer: MetricWriter,
               print_fn=print, first_batch_check=None) -> tuple[TrainState, dict[str, float], int]:
   """Steps int(state.step)..steps of `step_fn` on `batches`: metrics, progress with images/s
-  and ETA, and a checkpoint every manager interval and at the end (only of states whose loss
-  was just checked finite). Returns (state, last metrics, images timed)."""
+  and ETA, and a checkpoint every manager interval and at the end (only of states whose
+  losses were all just checked finite). Returns (state, last window's mean metrics, images
+  trained).
+
+  A progress line reports the mean of the steps since the last line, and a rate and ETA
+  timed from the end of this process's first step, which compiles the step.
+  """
   data_sharding = NamedSharding(mesh, P("data"))
-  last, timed_images = {}, 0
-  window_start, window_images = time.time(), 0
+  last, trained_images = {}, 0
+  window: list[tuple[int, Any]] = []  # (step, device metrics) since the last progress line
+  timer_start, timed_images = None, 0
   start = int(state.step)
   try:
     for step in range(start, steps):
@@ -195,37 +213,50 @@ def run_steps(state: TrainState, step_fn, batches, manager, mesh: Mesh, *, label
         first_batch_check(batch["image"])
       images, labels = host_batch(batch, data_sharding)
       state, metrics = step_fn(state, images, labels)
-      window_images += batch_size
       done = step + 1
+      window.append((done, metrics))
+      trained_images += batch_size
+      if timer_start is None:
+        jax.block_until_ready(metrics)  # compiled and ran: time the rate from here
+        timer_start = time.time()
+      else:
+        timed_images += batch_size
       save = manager.should_save(done) or done == steps
       if done % log_every == 0 or save:
-        last = {k: float(v) for k, v in jax.device_get(metrics).items()}
-        if not all(math.isfinite(last[k]) for k in ("loss", "grad_norm") if k in last):
-          raise NonFiniteLossError(
-              f"loss is {last['loss']} at step {done} of {label}; stopping. The last good "
-              f"checkpoint (step {manager.latest_step()}) is kept; lower {lr_field} or "
-              f"check the input data.")
-        # NaN marks a metric not measured this step (multitask's idle tasks under 'alternate').
-        last = {k: v for k, v in last.items() if not math.isnan(v)}
-        rate = window_images / max(time.time() - window_start, 1e-9)
-        timed_images += window_images
-        window_start, window_images = time.time(), 0
-        last["images_per_sec"] = rate
+        values = [{k: float(v) for k, v in m.items()} for m in jax.device_get([m for _, m in window])]
+        for (at, _), m in zip(window, values):
+          if not all(math.isfinite(m[k]) for k in ("loss", "grad_norm") if k in m):
+            raise NonFiniteLossError(
+                f"loss is {m['loss']} at step {at} of {label}; stopping. The last good "
+                f"checkpoint (step {manager.latest_step()}) is kept; lower {lr_field} or "
+                f"check the input data.")
+        window = []
+        last = window_mean(values)
+        rate = timed_images / max(time.time() - timer_start, 1e-9) if timed_images else None
+        timer_start, timed_images = time.time(), 0
+        if rate is not None:
+          last["images_per_sec"] = rate
         writer.write(done, last)
       if save:
         ckpt_lib.save(manager, done, state, force=done == steps)
       if done % log_every == 0 or save:
-        metric = next((k for k in ("accuracy", "masked_mse", "corrupted_mse") if k in last), None)
-        extra = f"  {metric} {last[metric]:.4f}" if metric else ""
-        extra += "".join(f"  {k} {v:.4f}" for k, v in last.items() if k.endswith("/loss"))
-        print_fn(f"[{label}] step {done}/{steps}  loss {last['loss']:.4f}{extra}  "
-                 f"{last['images_per_sec']:,.0f} img/s  "
-                 f"ETA {format_eta((steps - done) * batch_size / last['images_per_sec'])}",
-                 flush=True)
+        print_fn(progress_line(label, done, steps, last, batch_size), flush=True)
   finally:
     ckpt_lib.wait_until_saved(manager)
     writer.close()
-  return state, last, timed_images
+  return state, last, trained_images
+
+
+def progress_line(label: str, done: int, steps: int, means: dict[str, float],
+                  batch_size: int) -> str:
+  """'[task] step 50/600  loss 1.2345  accuracy 0.5000  1,234 img/s  ETA 0:05:12'."""
+  metric = next((k for k in ("accuracy", "masked_mse", "corrupted_mse") if k in means), None)
+  extra = f"  {metric} {means[metric]:.4f}" if metric else ""
+  extra += "".join(f"  {k} {v:.4f}" for k, v in means.items() if k.endswith("/loss"))
+  rate = means.get("images_per_sec")
+  speed = (f"{rate:,.0f} img/s  ETA {format_eta((steps - done) * batch_size / rate)}"
+           if rate else "first step (compiled)")
+  return f"[{label}] step {done}/{steps}  loss {means['loss']:.4f}{extra}  {speed}"
 
 
 def pretrain(config, workdir: str, *, print_fn=print, mesh: Mesh | None = None) -> dict[str, Any]:
@@ -263,7 +294,7 @@ def pretrain(config, workdir: str, *, print_fn=print, mesh: Mesh | None = None) 
   t0 = time.time()
   if task.clustering is not None:  # DeepCluster: epochs of clustering, then training
     from sslflax.train.clustering import run_clustered
-    state, last, timed_images = run_clustered(config, task, state, tx, step_fn, manager, mesh,
+    state, last, trained_images = run_clustered(config, task, state, tx, step_fn, manager, mesh,
                                               workdir, run_steps, make_writer, print_fn,
                                               **run_kwargs)
   else:
@@ -278,13 +309,13 @@ def pretrain(config, workdir: str, *, print_fn=print, mesh: Mesh | None = None) 
     first_batch_check = None
     if task.needs_color:
       first_batch_check = lambda images: check_has_color(images, pc.dataset, task.name)
-    state, last, timed_images = run_steps(
+    state, last, trained_images = run_steps(
         state, step_fn, ds.as_numpy_iterator(), manager, mesh, label=task.name, steps=pc.steps,
         writer=make_writer(), print_fn=print_fn, first_batch_check=first_batch_check,
         **run_kwargs)
   wall = time.time() - t0
   return {"steps": pc.steps, "source_images": source_images, "final_metrics": last,
           "wall_time_s": wall,
-          "images_per_sec": timed_images / wall if wall > 0 and timed_images else None,
+          "images_per_sec": trained_images / wall if wall > 0 and trained_images else None,
           "state": state}
 
