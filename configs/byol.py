@@ -1,6 +1,6 @@
 """Experiment: BYOL. See configs/common.py for the variants (default, smoke, paper[-60k|-120k])."""
 
-from configs.common import get_base_config
+from configs.common import batch_scaled_lr, get_base_config, share_of_steps
 
 
 def get_config(arg: str | None = None):
@@ -9,16 +9,16 @@ def get_config(arg: str | None = None):
   config.task.options.out = 128
   config.task.options.predictor_hidden = 1024
   config.task.options.tau_base = 0.99  # 0.996 in the paper's 300-1000 epochs
-  config.task.options.total_steps = config.pretrain.get_ref("steps")  # tau reaches 1 at the end
+  config.task.options.total_steps = share_of_steps(config, 1, 1)  # tau reaches 1 at the end
   config.task.options.crop_area = (0.08, 1.0)
   config.model.dropout = 0.0
   if config.variant == "default":
     config.pretrain.batch_size = 128  # x 2 views
   # LARS, warm-up and cosine (the paper): lr 0.2 x batch / 256, weight decay 1.5e-6.
   config.optim.name = "lars"
-  config.optim.lr = 0.2 * config.pretrain.batch_size / 256
+  config.optim.lr = batch_scaled_lr(config, 0.2, "linear")
   config.optim.weight_decay = 1.5e-6
-  config.optim.warmup_steps = config.pretrain.steps // 10
+  config.optim.warmup_steps = share_of_steps(config, 1, 10)
   if config.variant == "default":
     # Adam 1e-3 (cosine, 20 warm-up steps), as the other defaults: on the validation split it
     # beat the paper's LARS at every layer (conv3: 0.847 against 0.837; docs/results.md).
@@ -36,5 +36,4 @@ def get_config(arg: str | None = None):
     config.task.options.hidden = 4096
     config.task.options.out = 256
     config.task.options.predictor_hidden = 4096
-    config.optim.lr = 0.2 * config.pretrain.batch_size / 256
   return config

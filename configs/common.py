@@ -29,6 +29,24 @@ PAPER_SUBSETS = {"paper": 30_000, "paper-30k": 30_000, "paper-60k": 60_000, "pap
 VARIANTS = ("default", "smoke") + tuple(PAPER_SUBSETS)
 
 
+def share_of_steps(config, numerator: int, denominator: int) -> ml_collections.FieldReference:
+  """numerator / denominator of pretrain.steps, rounded down. It follows the steps (a
+  --config.pretrain.steps override moves it too) until it is set itself."""
+  return config.pretrain.get_ref("steps") * numerator // denominator
+
+
+def batch_scaled_lr(config, rate: float, rule: str) -> ml_collections.FieldReference:
+  """A learning rate that follows pretrain.batch_size: rate x batch / 256 ('linear', the
+  papers' rule at batch 256) or rate x sqrt(batch) ('sqrt', SimCLR's appendix B.1)."""
+  rate_ref = ml_collections.FieldReference(rate, field_type=float)
+  batch = config.pretrain.get_ref("batch_size")
+  if rule == "linear":
+    return rate_ref * batch / 256
+  if rule == "sqrt":
+    return rate_ref * batch ** 0.5
+  raise ValueError(f"unknown learning-rate rule {rule!r}; choose 'linear' or 'sqrt'.")
+
+
 def get_base_config(experiment: str, variant: str | None) -> ml_collections.ConfigDict:
   variant = variant or "default"
   if variant not in VARIANTS:

@@ -1,6 +1,6 @@
 """Experiment: MoCo v2. See configs/common.py for the variants (default, smoke, paper[-60k|-120k])."""
 
-from configs.common import get_base_config
+from configs.common import batch_scaled_lr, get_base_config
 
 
 def get_config(arg: str | None = None):
@@ -16,7 +16,7 @@ def get_config(arg: str | None = None):
     config.pretrain.batch_size = 128  # x 2 views (one through the momentum encoder)
   # MoCo v2: SGD momentum 0.9, lr 0.03 x batch / 256, weight decay 1e-4, cosine.
   config.optim.name = "sgd"
-  config.optim.lr = 0.03 * config.pretrain.batch_size / 256
+  config.optim.lr = batch_scaled_lr(config, 0.03, "linear")
   config.optim.weight_decay = 1e-4
   if config.variant == "smoke":
     config.pretrain.batch_size = 16
@@ -27,5 +27,4 @@ def get_config(arg: str | None = None):
     config.task.options.momentum = 0.999
     config.task.options.queue_size = 65536
     config.task.options.hidden = 2048
-    config.optim.lr = 0.03 * config.pretrain.batch_size / 256
   return config

@@ -1,8 +1,6 @@
 """Experiment: SimCLR. See configs/common.py for the variants (default, smoke, paper[-60k|-120k])."""
 
-import math
-
-from configs.common import get_base_config
+from configs.common import batch_scaled_lr, get_base_config, share_of_steps
 
 
 def get_config(arg: str | None = None):
@@ -19,9 +17,9 @@ def get_config(arg: str | None = None):
   # LARS, linear warm-up and cosine decay (the paper); lr 0.075 sqrt(batch), its rule for
   # small batches and short runs (appendix B.1), weight decay 1e-6.
   config.optim.name = "lars"
-  config.optim.lr = 0.075 * math.sqrt(config.pretrain.batch_size)
+  config.optim.lr = batch_scaled_lr(config, 0.075, "sqrt")
   config.optim.weight_decay = 1e-6
-  config.optim.warmup_steps = config.pretrain.steps // 10
+  config.optim.warmup_steps = share_of_steps(config, 1, 10)  # 10%, of any steps
   if config.variant == "smoke":
     config.pretrain.batch_size = 16
     config.task.options.hidden = 32
@@ -30,5 +28,5 @@ def get_config(arg: str | None = None):
     config.task.options.temperature = 0.1
     config.task.options.color_strength = 1.0
     config.task.options.hidden = 4096
-    config.optim.lr = 0.3 * config.pretrain.batch_size / 256  # linear rule at batch 256
+    config.optim.lr = batch_scaled_lr(config, 0.3, "linear")
   return config

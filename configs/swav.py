@@ -1,6 +1,6 @@
 """Experiment: SwAV. See configs/common.py for the variants (default, smoke, paper[-60k|-120k])."""
 
-from configs.common import get_base_config
+from configs.common import batch_scaled_lr, get_base_config, share_of_steps
 
 
 def get_config(arg: str | None = None):
@@ -19,16 +19,16 @@ def get_config(arg: str | None = None):
   config.task.options.out = 128
   # Batches under 256 need a queue for Sinkhorn's equipartition (the paper, section 4.3).
   config.task.options.queue_size = 1024  # 16 batches of 64
-  config.task.options.queue_start_step = 100
-  config.task.options.freeze_prototypes_steps = 50
+  config.task.options.queue_start_step = share_of_steps(config, 1, 6)  # 100 of 600
+  config.task.options.freeze_prototypes_steps = share_of_steps(config, 1, 12)  # 50 of 600
   config.model.dropout = 0.0
   if config.variant == "default":
     config.pretrain.batch_size = 64  # x 4 crops (2 x 64 px, 2 x 32 px)
   # LARS, warm-up and cosine, weight decay 1e-6 (the paper: lr 0.6 at batch 256).
   config.optim.name = "lars"
-  config.optim.lr = 0.6 * config.pretrain.batch_size / 256
+  config.optim.lr = batch_scaled_lr(config, 0.6, "linear")
   config.optim.weight_decay = 1e-6
-  config.optim.warmup_steps = config.pretrain.steps // 10
+  config.optim.warmup_steps = share_of_steps(config, 1, 10)
   if config.variant == "smoke":
     config.task.options.num_prototypes = 20
     config.task.options.num_local = 2
@@ -44,7 +44,6 @@ def get_config(arg: str | None = None):
     config.task.options.local_size = 96
     config.task.options.hidden = 2048
     config.task.options.queue_size = 3840
-    config.task.options.queue_start_step = 15 * config.pretrain.steps // 50  # epoch 15 of 50
-    config.task.options.freeze_prototypes_steps = config.pretrain.steps // 50  # one epoch
-    config.optim.lr = 0.6 * config.pretrain.batch_size / 256
+    config.task.options.queue_start_step = share_of_steps(config, 15, 50)  # epoch 15 of 50
+    config.task.options.freeze_prototypes_steps = share_of_steps(config, 1, 50)  # one epoch
   return config

@@ -1,0 +1,50 @@
+"""Derived config values follow the fields they derive from, through the real --config parser."""
+
+import math
+
+import pytest
+
+from tests.helpers import CONFIGS
+
+
+def parse(experiment: str, *overrides: str):
+  """The config `python -m sslflax.main --config=configs/NAME.py[:VARIANT] OVERRIDES` runs."""
+  from absl import flags
+  from ml_collections import config_flags
+  name, _, variant = experiment.partition(":")
+  argv = ["sslflax.main", f"--config={CONFIGS / name}.py" + (f":{variant}" if variant else ""),
+          *overrides]
+  values = flags.FlagValues()
+  config_flags.DEFINE_config_file("config", flag_values=values, lock_config=True, sys_argv=argv)
+  values(argv)
+  return values.config
+
+
+def test_warm_up_and_the_swav_schedule_follow_the_steps():
+  assert parse("simclr").optim.warmup_steps == 60
+  assert parse("simclr", "--config.pretrain.steps=6000").optim.warmup_steps == 600  # 10%
+  swav = parse("swav", "--config.pretrain.steps=1200")
+  assert (swav.optim.warmup_steps, swav.task.options.queue_start_step,
+          swav.task.options.freeze_prototypes_steps) == (120, 200, 100)
+  paper = parse("swav:paper", "--config.pretrain.steps=5000")
+  assert (paper.task.options.queue_start_step, paper.task.options.freeze_prototypes_steps) == (
+      1500, 100)  # epochs 15 and 1 of 50
+  assert parse("byol:paper", "--config.pretrain.steps=77").task.options.total_steps == 77
+
+
+@pytest.mark.parametrize("experiment, batch, lr", [
+    ("simclr", 512, 0.075 * math.sqrt(512)),  # the square-root rule
+    ("simclr:paper", 4096, 0.3 * 4096 / 256),  # the linear rule at batch 256
+    ("swav", 256, 0.6), ("moco", 512, 0.06), ("byol:paper", 4096, 3.2)])
+def test_batch_scaled_learning_rates_follow_the_batch(experiment, batch, lr):
+  config = parse(experiment, f"--config.pretrain.batch_size={batch}")
+  assert config.optim.lr == pytest.approx(lr, rel=1e-12)
+
+
+def test_a_derived_value_set_itself_wins_and_leaves_its_source_alone():
+  config = parse("simclr", "--config.optim.warmup_steps=5", "--config.optim.lr=0.5",
+                 "--config.pretrain.steps=900")
+  assert (config.optim.warmup_steps, config.optim.lr, config.pretrain.steps) == (5, 0.5, 900)
+  byol = parse("byol", "--config.task.options.total_steps=50")
+  assert (byol.task.options.total_steps, byol.pretrain.steps) == (50, 600)
+  assert parse("byol", "--config.pretrain.batch_size=512").optim.lr == 1e-3  # Adam: not scaled
