@@ -12,6 +12,7 @@ import os
 import tempfile
 
 from sslflax.errors import ConfigError, DatasetError, WorkdirError
+from sslflax.models import get_backbone, registered_backbones
 
 RANDOM_INIT = "random"
 
@@ -50,9 +51,13 @@ def check_values(config) -> None:
   if le.mode not in ("probe", "finetune"):
     raise ConfigError(f"linear_eval.mode={le.mode!r}: choose 'probe' (linear probes on frozen "
                       f"taps) or 'finetune' (train above linear_eval.freeze_layer).")
-  if not isinstance(le.freeze_layer, int) or le.freeze_layer not in range(6):
-    raise ConfigError(f"linear_eval.freeze_layer={le.freeze_layer!r} must be 0..5 (conv1..conv"
-                      f"<that> frozen; 0 fine-tunes everything).")
+  layers = get_backbone(config.model.name).layers if (
+      config.model.name in registered_backbones()) else ()  # an unknown name fails in build
+  if layers and (not isinstance(le.freeze_layer, int) or
+                 le.freeze_layer not in range(len(layers) + 1)):
+    raise ConfigError(f"linear_eval.freeze_layer={le.freeze_layer!r} must be 0..{len(layers)} "
+                      f"({layers[0]}..{layers[-1]}: that many layers frozen; 0 fine-tunes "
+                      f"everything).")
   if not 0 < config.optim.plateau_factor <= 1:
     raise ConfigError(f"optim.plateau_factor={config.optim.plateau_factor!r} must be in (0, 1] "
                       f"(the seed's is 0.75).")

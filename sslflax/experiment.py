@@ -15,8 +15,9 @@ import ml_collections
 from sslflax import checks, compilation_cache
 from sslflax.errors import CheckpointError
 from sslflax.evaluate import stats
-from sslflax.evaluate.finetune import describe, finetune_eval, num_fc_layers
+from sslflax.evaluate.finetune import finetune_eval, num_fc_layers
 from sslflax.evaluate.linear import config_taps, linear_eval, probe_splits
+from sslflax.models import get_backbone
 from sslflax.results import results_file
 from sslflax.train import checkpoint as ckpt_lib
 from sslflax.train.loop import (backbone_from_config, check_config, data_mesh, init_state, pretrain,
@@ -55,8 +56,8 @@ def format_tables(results: dict[str, Any]) -> str:
   """The console's result: per dataset, every probed tap (or the fine-tune) beside random
   init, with SEs."""
   le = ml_collections.ConfigDict(results["config"]["linear_eval"])
-  what = ("linear probe" if results.get("mode", "probe") == "probe"
-          else f"fine-tune ({describe(le.freeze_layer)})")
+  frozen = get_backbone(results["config"]["model"]["name"]).freeze_label(le.freeze_layer)
+  what = "linear probe" if results.get("mode", "probe") == "probe" else f"fine-tune ({frozen})"
   return "\n\n".join(
       stats.format_comparison(results["experiment"], dataset, probe_splits(le, dataset)[1],
                               results["test_images"][dataset], rows, what=what)
@@ -91,7 +92,8 @@ def plan(config, workdir: str, mesh) -> str:
     first = (f"pretrain {config.task.name} on {pc.dataset} ({pc.split}{subset}{stream}) for "
              f"{pc.steps} steps of {pc.batch_size} at {pc.image_size} px")
   if le.mode == "finetune":
-    probe = (f"fine-tune ({describe(le.freeze_layer)}) for {le.finetune_epochs} epochs on "
+    frozen = get_backbone(config.model.name).freeze_label(le.freeze_layer)
+    probe = (f"fine-tune ({frozen}) for {le.finetune_epochs} epochs on "
              f"{', '.join(le.datasets)} ({le.test_split})")
   else:
     probe = f"probe {', '.join(config_taps(config))} on {', '.join(le.datasets)} ({le.test_split})"

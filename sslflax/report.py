@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from sslflax.evaluate import stats
+from sslflax.models import all_taps, get_backbone, registered_backbones
 
 CSV_FIELDS = ("experiment", "task", "pretrain_size", "downstream", "tap", "seed", "top1",
               "test_images", "pretrain_steps", "pretext_loss", "wall_time_s")
@@ -37,8 +38,10 @@ PAPER_ACCURACY = {
 }
 PAPER_SENSITIVITY = {"supervised": .046, "colorize": .031, "jigsaw": .025, "context": .023,
                      "counting": .014, "rotation": .007}
-TAP_ORDER = ("conv1", "conv2", "conv3", "conv4", "conv5", "res2", "res3", "res4", "res5")
-FREEZE_ORDER = tuple(f"freeze{layer}" for layer in range(6))  # fine-tunes (the 'tap' column)
+TAP_ORDER = all_taps()  # every registered backbone's taps (probes), in the backbones' order
+# Fine-tunes (the 'tap' column): freeze0..freezeN of the deepest registered backbone.
+FREEZE_ORDER = tuple(f"freeze{layer}" for layer in range(
+    1 + max(len(get_backbone(name).layers) for name in registered_backbones())))
 SEED_PROTOCOL = "freeze3"  # the seed's Figure 5: fine-tuned above a frozen conv3
 # What the seed's two baselines were, beside ours (its finetune.py).
 PAPER_BASELINES = {
@@ -76,16 +79,20 @@ def main_tap(rows: list[dict[str, Any]]) -> str:
   return "conv3" if "conv3" in taps else sorted(taps)[0]
 
 
-def freeze_label(tap: str) -> str:
-  """'freeze3' -> 'conv1..conv3 frozen'."""
-  layer = int(tap[len("freeze"):])
-  return {0: "nothing frozen", 1: "conv1 frozen"}.get(layer, f"conv1..conv{layer} frozen")
+def freeze_label(tap: str, backbone: str = "alexnet_bn") -> str:
+  """'freeze3' -> 'conv1..conv3 frozen' (the backbone's own layer names)."""
+  return get_backbone(backbone).freeze_label(int(tap[len("freeze"):]))
 
 
 def taps_of(rows, dataset: str, order: tuple[str, ...]) -> list[str]:
   """The rows' taps on `dataset` that `order` names (TAP_ORDER: probes; FREEZE_ORDER:
-  fine-tunes), in that order."""
-  return [t for t in order if t in {r["tap"] for r in rows if r["downstream"] == dataset}]
+  fine-tunes), in that order. A probe tap no registered backbone names (rows of a backbone
+  since renamed) follows the probe taps, so a table never drops it without a word."""
+  present = {r["tap"] for r in rows if r["downstream"] == dataset}
+  taps = [t for t in order if t in present]
+  if set(order) & set(TAP_ORDER):
+    taps += sorted(present - set(TAP_ORDER) - set(FREEZE_ORDER))
+  return taps
 
 
 def mean_top1(rows, experiment: str, tap: str, size: int | None = None) -> float:

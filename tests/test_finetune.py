@@ -14,9 +14,12 @@ from jax.sharding import Mesh
 
 from sslflax import experiment
 from sslflax.evaluate import finetune as ft
+from sslflax.models import get_backbone
 from sslflax.train.loop import jit_train_step
 from sslflax.train.optim import make_optimizer
 from tests.helpers import Lines, load_config, one_device, run_experiment, tiny_backbone
+
+ALEXNET = get_backbone("alexnet_bn")
 
 
 def flat(tree) -> dict[tuple[str, ...], np.ndarray]:
@@ -41,7 +44,8 @@ def test_frozen_layers_stay_bit_identical_and_the_layers_above_train(freeze_laye
       lambda x: x + jax.random.uniform(jax.random.key(2), x.shape), variables["batch_stats"]))
   task = ft.finetune_task(backbone.clone(frozen_layers=freeze_layer), num_classes=4)
   le = ml_collections.ConfigDict(dict(lr=1e-3, decay_per_epoch=0.98, weight_decay=5e-4))
-  tx = ft.finetune_optimizer(le, steps_per_epoch=2, freeze_layer=freeze_layer)
+  tx = ft.finetune_optimizer(le, steps_per_epoch=2, freeze_layer=freeze_layer,
+                             backbone=get_backbone("alexnet_bn"))
   state = ft.initial_state(task, tx, variables, jnp.zeros((8, 64, 64, 3), jnp.uint8), 0, mesh)
   before = flat({"params": state.params, "batch_stats": state.batch_stats})
   step = jit_train_step(task, tx, mesh)
@@ -71,13 +75,13 @@ def test_frozen_layers_stay_bit_identical_and_the_layers_above_train(freeze_laye
 
 
 def test_frozen_parameters_are_exactly_the_frozen_layers():
-  assert ft.is_frozen(("backbone", "conv3", "kernel"), 3)
-  assert ft.is_frozen(("backbone", "bn3", "scale"), 3)
-  assert not ft.is_frozen(("backbone", "conv4", "kernel"), 3)
-  assert not ft.is_frozen(("backbone", "bn_fc6", "scale"), 5)
-  assert not ft.is_frozen(("backbone", "fc6", "kernel"), 5)
-  assert not ft.is_frozen(("head", "kernel"), 5)
-  assert not ft.is_frozen(("backbone", "conv1", "kernel"), 0)
+  assert ft.is_frozen(("backbone", "conv3", "kernel"), 3, ALEXNET)
+  assert ft.is_frozen(("backbone", "bn3", "scale"), 3, ALEXNET)
+  assert not ft.is_frozen(("backbone", "conv4", "kernel"), 3, ALEXNET)
+  assert not ft.is_frozen(("backbone", "bn_fc6", "scale"), 5, ALEXNET)
+  assert not ft.is_frozen(("backbone", "fc6", "kernel"), 5, ALEXNET)
+  assert not ft.is_frozen(("head", "kernel"), 5, ALEXNET)
+  assert not ft.is_frozen(("backbone", "conv1", "kernel"), 0, ALEXNET)
 
 
 def finetune_config():

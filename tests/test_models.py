@@ -3,7 +3,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sslflax.models import TAP_NAMES, adaptive_avg_pool, adaptive_max_pool, make_backbone
+from sslflax.models import adaptive_avg_pool, adaptive_max_pool, make_backbone
+from sslflax.models.alexnet import TAP_NAMES
 from tests.helpers import tiny_backbone
 
 
@@ -81,3 +82,42 @@ def test_upconv2x_represents_a_4x4_stride_2_transposed_convolution_exactly():
   params = {"params": {"conv": {"kernel": jnp.asarray(kernel.reshape(3, 3, cin, 4 * cout))}}}
   x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 7, 6, cin)).astype(np.float32))
   np.testing.assert_allclose(up.apply(params, x), transposed.apply(t_params, x), atol=1e-5)
+
+
+# --- the backbone contract (sslflax/models/registry.py) ------------------------------------
+
+SMALL_FIELDS = {"alexnet_bn": {"widths": (8, 16, 16, 16, 16), "fc_width": 32, "pool_size": 2},
+                "resnet18": {"resnet_width": 8, "cifar_stem": True},
+                "resnet50": {"resnet_width": 8, "cifar_stem": True}}
+
+
+@pytest.mark.parametrize("name", sorted(SMALL_FIELDS))
+def test_every_backbone_keeps_its_contract(name):
+  """Its taps, 'last_map' and 'pool5' come out; every trunk parameter belongs to one of its
+  layers (or sits above them), every layer has parameters; its probe pools fit its taps."""
+  from flax import traverse_util
+  from sslflax.models import get_backbone, registered_backbones
+  assert set(SMALL_FIELDS) == set(registered_backbones())  # a new family: add it above
+  family = get_backbone(name)
+  net = family.build(**SMALL_FIELDS[name])
+  assert family.fields and set(family.shape_fields) <= set(family.fields)
+  x = jnp.zeros((2, 64, 64, 3), jnp.uint8)
+  (_, taps), variables = jax.eval_shape(
+      lambda x: net.init_with_output(jax.random.key(0), x), x)
+  assert set(family.taps) | {"last_map", "pool5"} <= set(taps)
+  top = {path[0] for path in traverse_util.flatten_dict(variables["params"])}
+  layers = {n: family.layer_of(n) for n in top}
+  assert {l for l in layers.values() if l is not None} == set(range(1, len(family.layers) + 1))
+  for tap in family.taps:
+    assert 1 <= family.probe_pool(tap, taps[tap].shape[-1]) <= max(taps[tap].shape[1:3]) * 12
+  assert family.freeze_label(0) == "nothing frozen"
+  assert family.freeze_label(2) == f"{family.layers[0]}..{family.layers[1]} frozen"
+
+
+def test_report_keeps_taps_no_backbone_names():
+  from sslflax import report
+  rows = [{"downstream": "d", "tap": t} for t in ("conv3", "block7", "conv1", "freeze3")]
+  assert report.taps_of(rows, "d", report.TAP_ORDER) == ["conv1", "conv3", "block7"]
+  assert report.taps_of(rows, "d", report.FREEZE_ORDER) == ["freeze3"]
+  assert report.freeze_label("freeze3") == "conv1..conv3 frozen"
+  assert report.freeze_label("freeze3", "resnet18") == "conv1..res3 frozen"

@@ -11,7 +11,7 @@ import pytest
 
 from sslflax.evaluate.finetune import is_frozen
 from sslflax.evaluate.linear import resolve_taps, tap_features
-from sslflax.models import ResNet, make_backbone, tap_names
+from sslflax.models import ResNet, get_backbone, make_backbone, tap_names
 from sslflax.tasks import make_task
 from sslflax.train import create_train_state, train_step
 from tests.helpers import TINY_TASK_OPTIONS, load_config, photo_crops, run_experiment
@@ -33,7 +33,7 @@ def test_parameter_count_equals_torchvisions_without_its_fc(name, torchvision):
 
 @pytest.mark.parametrize("cifar_stem, sides", [(False, (16, 8, 4, 2)), (True, (64, 32, 16, 8))])
 def test_tap_shapes_for_both_stems(cifar_stem, sides):
-  net = make_backbone("resnet18", width=8, cifar_stem=cifar_stem)
+  net = make_backbone("resnet18", resnet_width=8, cifar_stem=cifar_stem)
   out = jax.eval_shape(lambda x: net.init_with_output(jax.random.key(0), x)[0],
                        jnp.zeros((2, 64, 64, 3), jnp.uint8))
   features, taps = out
@@ -84,7 +84,7 @@ def test_freezing_a_resnet_up_to_res3():
   state = create_train_state(jax.random.key(0), task, tx, images)
   new, _ = jax.jit(functools.partial(train_step, task, tx))(state, images, None)
   for layer in ("conv1", "bn1", "res2_block0", "res3_block0", "res4_block0", "res5_block0"):
-    frozen = is_frozen(("backbone", layer), 3)
+    frozen = is_frozen(("backbone", layer), 3, get_backbone("resnet18"))
     assert frozen == (layer not in ("res4_block0", "res5_block0"))
     delta = max(jax.tree.leaves(jax.tree.map(
         lambda a, b: float(np.abs(np.asarray(a) - np.asarray(b)).max()),

@@ -31,6 +31,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from sslflax import data as data_lib
 from sslflax.evaluate.linear import padded_batches, probe_splits
+from sslflax.models.registry import Backbone, backbone_of
 from sslflax.tasks.base import ClassifierNet, Task, classification_loss
 from sslflax.train import checkpoint as ckpt_lib
 from sslflax.train.loop import MetricWriter, jit_train_step, run_steps
@@ -41,23 +42,19 @@ def row_name(freeze_layer: int) -> str:
   return f"freeze{freeze_layer}"
 
 
-def describe(freeze_layer: int) -> str:
-  return {0: "nothing frozen", 1: "conv1 frozen"}.get(freeze_layer,
-                                                     f"conv1..conv{freeze_layer} frozen")
-
-
 def num_fc_layers(variables: dict[str, Any]) -> int:
   """How many fc layers (fc6, fc7) a backbone's variables hold: 2 for rotation, counting and
   supervised; 0 for jigsaw, context and colorization, whose heads sit on conv5."""
   return sum(1 for name in variables["params"] if re.fullmatch(r"fc\d+", name))
 
 
-def is_frozen(path: tuple[str, ...], freeze_layer: int) -> bool:
-  """Whether a parameter (its path in the task's params) belongs to conv1..conv{freeze_layer}."""
-  # AlexNet's conv<L>/bn<L>; ResNet's stem conv1/bn1 (layer 1) and res<L>_block<j> (2..5).
-  match = len(path) > 1 and path[0] == "backbone" and re.fullmatch(
-      r"(?:conv|bn|res)(\d+)(?:_block\d+)?", path[1])
-  return bool(match) and int(match.group(1)) <= freeze_layer
+def is_frozen(path: tuple[str, ...], freeze_layer: int, backbone: Backbone) -> bool:
+  """Whether a parameter (its path in the task's params) belongs to layers 1..freeze_layer of
+  `backbone` (its contract's layer_of)."""
+  if len(path) < 2 or path[0] != "backbone":
+    return False
+  layer = backbone.layer_of(path[1])
+  return layer is not None and layer <= freeze_layer
 
 
 def finetune_task(backbone: nn.Module, num_classes: int,
@@ -71,7 +68,8 @@ def finetune_task(backbone: nn.Module, num_classes: int,
               needs_labels=True)
 
 
-def finetune_optimizer(le, steps_per_epoch: int, freeze_layer: int) -> optax.GradientTransformation:
+def finetune_optimizer(le, steps_per_epoch: int, freeze_layer: int,
+                       backbone: Backbone) -> optax.GradientTransformation:
   """Adam at linear_eval.lr, x linear_eval.decay_per_epoch after every epoch (PyTorch's
   ExponentialLR stepped per epoch), L2 linear_eval.weight_decay, on the trained parameters
   only: the frozen ones get no update at all (not even weight decay)."""
@@ -81,7 +79,7 @@ def finetune_optimizer(le, steps_per_epoch: int, freeze_layer: int) -> optax.Gra
   if le.weight_decay:
     trained = optax.chain(optax.add_decayed_weights(le.weight_decay), trained)
   labels = lambda params: traverse_util.path_aware_map(
-      lambda path, _: "frozen" if is_frozen(path, freeze_layer) else "trained", params)
+      lambda path, _: "frozen" if is_frozen(path, freeze_layer, backbone) else "trained", params)
   return optax.multi_transform({"trained": trained, "frozen": optax.set_to_zero()}, labels)
 
 
@@ -142,7 +140,7 @@ def finetune(backbone: nn.Module, variables: dict[str, Any], dataset: str, confi
 
   net = backbone.clone(num_fc=num_fc_layers(variables), frozen_layers=layer)
   task = finetune_task(net, classes, input_fn)
-  tx = finetune_optimizer(le, steps_per_epoch, layer)
+  tx = finetune_optimizer(le, steps_per_epoch, layer, backbone_of(backbone))
   settings = {k: le[k] for k in ("freeze_layer", "finetune_epochs", "batch_size", "lr",
                                  "decay_per_epoch", "weight_decay", "train_subset")}
   settings.update(dataset=dataset, split=train_split, image_size=image_size, seed=config.seed,
@@ -195,6 +193,7 @@ def finetune_eval(backbone: nn.Module, models: dict[str, Any], config, mesh, wor
                          print_fn=print_fn, input_fn=input_fn)
       results[name][dataset] = {row_name(le.freeze_layer): top1}
       test_images[dataset] = n
-      print_fn(f"[finetune] {name}: {dataset} ({describe(le.freeze_layer)}): top-1 {top1:.4f} "
-               f"on {n} test images", flush=True)
+      frozen = backbone_of(backbone).freeze_label(le.freeze_layer)
+      print_fn(f"[finetune] {name}: {dataset} ({frozen}): top-1 {top1:.4f} on {n} test images",
+               flush=True)
   return results, test_images

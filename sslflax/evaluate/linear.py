@@ -4,7 +4,6 @@ classifier trained on the features of one tap (conv3 by default) of a labelled d
 from __future__ import annotations
 
 import functools
-import math
 import time
 from typing import Any
 
@@ -17,18 +16,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from sslflax import data as data_lib
 from sslflax.console import format_eta
 from sslflax.errors import ConfigError
-from sslflax.models import TAP_NAMES, adaptive_max_pool, tap_names
-
-# The standard per-layer probe protocol pools each tap to about 9k features.
-PROBE_POOL = {"conv1": 12, "conv2": 7, "conv3": 5, "conv4": 5, "conv5": 6}
-PROBE_FEATURES = 9216  # ResNet taps: a side for about this many features from their width
-
-
-def probe_pool(tap: str, channels: int) -> int:
-  """The side a tap is max-pooled to: AlexNet's table, else sqrt(9216 / channels) (ResNet-18's
-  res2..res5: 12, 8, 6, 4; ResNet-50's: 6, 4, 3, 2)."""
-  return PROBE_POOL.get(tap) or max(1, round(math.sqrt(PROBE_FEATURES / channels)))
-
+from sslflax.models import adaptive_max_pool, backbone_of
 
 def probe_splits(le, dataset: str) -> tuple[str, str]:
   """(train split, test split) of a probe dataset: linear_eval.splits_per_dataset where it
@@ -39,7 +27,7 @@ def probe_splits(le, dataset: str) -> tuple[str, str]:
   return le.train_split, le.test_split
 
 
-def resolve_taps(taps, names: tuple[str, ...] = TAP_NAMES) -> tuple[str, ...]:
+def resolve_taps(taps, names: tuple[str, ...]) -> tuple[str, ...]:
   """linear_eval.taps checked against the backbone's tap `names`; ('all',) is all of them."""
   taps = tuple(taps)
   if not taps:
@@ -57,7 +45,7 @@ def resolve_taps(taps, names: tuple[str, ...] = TAP_NAMES) -> tuple[str, ...]:
 def config_taps(config) -> tuple[str, ...]:
   """The taps a config probes, for its model."""
   from sslflax.train.loop import backbone_from_config
-  return resolve_taps(config.linear_eval.taps, tap_names(backbone_from_config(config)))
+  return resolve_taps(config.linear_eval.taps, backbone_of(backbone_from_config(config)).taps)
 
 
 def tap_features(backbone, variables, images: jax.Array, taps: tuple[str, ...],
@@ -67,7 +55,8 @@ def tap_features(backbone, variables, images: jax.Array, taps: tuple[str, ...],
   if input_fn is not None:
     images = input_fn(images)
   _, out = backbone.apply(variables, images, train=False)
-  return {t: adaptive_max_pool(out[t], (probe_pool(t, out[t].shape[-1]),) * 2
+  pool = backbone_of(backbone).probe_pool
+  return {t: adaptive_max_pool(out[t], (pool(t, out[t].shape[-1]),) * 2
                                ).reshape(images.shape[0], -1)
           for t in taps}
 
@@ -144,7 +133,7 @@ def linear_eval(backbone, models: dict[str, Any], config, mesh, *, print_fn=prin
   (random init beside a pretrained backbone).
   """
   le = config.linear_eval
-  taps = resolve_taps(le.taps, tap_names(backbone))
+  taps = resolve_taps(le.taps, backbone_of(backbone).taps)
   results: dict[str, dict[str, dict[str, float]]] = {name: {} for name in models}
   test_images = {}
   total = len(le.datasets) * len(models) * len(taps)

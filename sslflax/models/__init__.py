@@ -1,22 +1,19 @@
-"""Backbones, picked by name from a config: AlexNet-BN (the seed's), ResNet-18 and ResNet-50."""
+"""Backbones by name (sslflax/models/registry.py): AlexNet-BN (the seed's), ResNet-18 and
+ResNet-50. Each family registers itself at the end of its own file."""
 
-from sslflax.models.alexnet import (
-    TAP_NAMES, AlexNetBN, adaptive_avg_pool, adaptive_max_pool)
+from sslflax.models import alexnet, resnet  # noqa: F401  (registers the families)
+from sslflax.models.alexnet import AlexNetBN, adaptive_avg_pool, adaptive_max_pool
 from sslflax.models.layers import UpConv2x, depth_to_space
-from sslflax.models.resnet import RESNET_TAPS, ResNet, resnet
+from sslflax.models.registry import (Backbone, all_taps, backbone_of, get_backbone,
+                                     register_backbone, registered_backbones)
+from sslflax.models.resnet import ResNet
 
-BACKBONES = ("alexnet_bn", "resnet18", "resnet50")
 
-
-def make_backbone(name: str, **kwargs):
-  """The backbone named `name`, built with kwargs from the config."""
-  if name == "alexnet_bn":
-    return AlexNetBN(**kwargs)
-  if name in ("resnet18", "resnet50"):
-    return resnet(name, **kwargs)
-  raise ValueError(f"unknown backbone {name!r}; choose one of {list(BACKBONES)}.")
+def make_backbone(name: str, **fields):
+  """The backbone `name`, built from its config.model `fields`."""
+  return get_backbone(name).build(**fields)
 
 
 def tap_names(backbone) -> tuple[str, ...]:
   """The layers a backbone's per-layer probes read, first to last."""
-  return RESNET_TAPS if isinstance(backbone, ResNet) else TAP_NAMES
+  return backbone_of(backbone).taps

@@ -7,16 +7,20 @@ so linear probes can read any layer (big_vision convention).
 
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from sslflax.models.registry import Backbone, register_backbone
 from sslflax.transforms.color import to_float
 from sslflax.transforms.normalize import standardize
 
 TAP_NAMES = ("conv1", "conv2", "conv3", "conv4", "conv5")
+# The standard per-layer probe protocol: each tap max-pooled to about 9k features.
+PROBE_POOL = {"conv1": 12, "conv2": 7, "conv3": 5, "conv4": 5, "conv5": 6}
 
 
 def adaptive_pool_matrix(in_size: int, out_size: int) -> jnp.ndarray:
@@ -98,3 +102,22 @@ class AlexNetBN(nn.Module):
       x = nn.Dropout(self.dropout, deterministic=not train)(x)
       taps[f"fc{6 + i}"] = x
     return x, taps
+
+
+def layer_of(name: str) -> int | None:
+  """conv<L> and bn<L> are layer L; the fc layers sit above the five conv layers."""
+  match = re.fullmatch(r"(?:conv|bn)(\d+)", name)
+  return int(match.group(1)) if match else None
+
+
+def build(widths: Sequence[int] = AlexNetBN.widths, fc_width: int = AlexNetBN.fc_width,
+          pool_size: int = AlexNetBN.pool_size, dropout: float = AlexNetBN.dropout) -> AlexNetBN:
+  return AlexNetBN(widths=tuple(widths), fc_width=fc_width, pool_size=pool_size, dropout=dropout)
+
+
+register_backbone(Backbone(
+    name="alexnet_bn", module_type=AlexNetBN, build=build,
+    fields=("widths", "fc_width", "pool_size", "dropout"),
+    shape_fields=("widths", "fc_width", "pool_size"),
+    taps=TAP_NAMES, layers=TAP_NAMES, layer_of=layer_of,
+    probe_pool=lambda tap, channels: PROBE_POOL[tap]))

@@ -12,12 +12,14 @@ the ImageNet stem shrinks 4x before res2).
 
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from sslflax.models.registry import Backbone, register_backbone, side_for_features
 from sslflax.transforms.color import to_float
 from sslflax.transforms.normalize import standardize
 
@@ -115,3 +117,20 @@ def resnet(name: str, **kwargs) -> ResNet:
   """'resnet18' or 'resnet50' with kwargs (width, cifar_stem, ...)."""
   stage_sizes, block = STAGES[name]
   return ResNet(stage_sizes=stage_sizes, block=block, **kwargs)
+
+
+def layer_of(name: str) -> int | None:
+  """The stem (conv1, bn1) is layer 1; res<L>_block<j> is layer L (2..5)."""
+  match = re.fullmatch(r"(?:conv|bn|res)(\d+)(?:_block\d+)?", name)
+  return int(match.group(1)) if match else None
+
+
+for _name in STAGES:
+  register_backbone(Backbone(
+      name=_name, module_type=ResNet,
+      build=lambda resnet_width=64, cifar_stem=False, _name=_name: resnet(
+          _name, width=resnet_width, cifar_stem=cifar_stem),
+      fields=("resnet_width", "cifar_stem"), shape_fields=("resnet_width", "cifar_stem"),
+      taps=RESNET_TAPS, layers=("conv1",) + RESNET_TAPS, layer_of=layer_of,
+      # res2..res5 pooled to ~9k features: ResNet-18's sides 12, 8, 6, 4; ResNet-50's 6, 4, 3, 2.
+      probe_pool=lambda tap, channels: side_for_features(channels)))

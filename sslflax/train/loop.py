@@ -17,7 +17,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from sslflax import data as data_lib
 from sslflax.console import format_eta
 from sslflax.errors import ConfigError, DatasetError, UserError
-from sslflax.models import make_backbone
+from sslflax.models import get_backbone
 from sslflax.tasks import Task, make_task
 from sslflax.train import checkpoint as ckpt_lib
 from sslflax.train.optim import make_optimizer
@@ -36,11 +36,9 @@ def data_mesh(devices=None) -> Mesh:
 
 
 def backbone_from_config(config):
-  m = config.model
-  if m.name.startswith("resnet"):
-    return make_backbone(m.name, width=m.resnet_width, cifar_stem=m.cifar_stem)
-  return make_backbone(m.name, widths=tuple(m.widths), fc_width=m.fc_width,
-                       pool_size=m.pool_size, dropout=m.dropout)
+  """config.model.name's backbone, built from the config.model fields its family reads."""
+  family = get_backbone(config.model.name)
+  return family.build(**{field: config.model[field] for field in family.fields})
 
 
 def task_from_config(config, measure_prior: bool = False) -> Task:
@@ -78,9 +76,7 @@ def augment_from_config(config) -> Augment | None:
 def shape_fields(config) -> dict[str, Any]:
   """The config fields that set the checkpoint's parameter shapes, flattened ('model.widths')."""
   model = config.model.to_dict()
-  resnet = ("resnet_width", "cifar_stem")  # a ResNet's fields; AlexNet's are the others
-  keep = (("name",) + resnet if model["name"].startswith("resnet") else
-          [k for k in model if k not in ("dropout",) + resnet])
+  keep = ("name",) + get_backbone(model["name"]).shape_fields
   fields = {f"model.{k}": model[k] for k in keep}
   fields.update({f"task.options.{k}": v for k, v in config.task.options.to_dict().items()})
   return {k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()}
