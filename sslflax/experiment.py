@@ -28,7 +28,8 @@ RANDOM_INIT = "random"
 
 
 def backbone_variables_from_state(state) -> dict[str, Any]:
-  return {"params": state.params["backbone"], "batch_stats": state.batch_stats["backbone"]}
+  # A backbone without BatchNorm (a ViT) has no statistics.
+  return {"params": state.params["backbone"], "batch_stats": state.batch_stats.get("backbone", {})}
 
 
 def restore_backbone(config, workdir: str, mesh) -> dict[str, Any]:
@@ -49,7 +50,8 @@ def random_backbone(config, num_fc: int = 0) -> dict[str, Any]:
   (seeded)."""
   backbone = backbone_from_config(config).clone(num_fc=num_fc)
   size = config.linear_eval.image_size
-  return backbone.init(jax.random.key(config.seed), jnp.zeros((1, size, size, 3), jnp.uint8))
+  variables = backbone.init(jax.random.key(config.seed), jnp.zeros((1, size, size, 3), jnp.uint8))
+  return {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}
 
 
 def format_tables(results: dict[str, Any]) -> str:

@@ -89,7 +89,8 @@ def initial_state(task: Task, tx: optax.GradientTransformation, variables: dict[
   state = create_train_state(jax.random.key(seed), task, tx, example_images,
                              jnp.zeros((example_images.shape[0],), jnp.int32))
   params = dict(state.params, backbone=variables["params"])
-  state = state.replace(params=params, batch_stats={"backbone": variables["batch_stats"]},
+  stats = variables["batch_stats"]  # a backbone without BatchNorm (a ViT) has none
+  state = state.replace(params=params, batch_stats={"backbone": stats} if stats else {},
                         opt_state=tx.init(params))
   # A copy: the jitted step donates its state, and `variables` must outlive this fine-tune.
   return jax.device_put(jax.tree.map(jnp.array, state), NamedSharding(mesh, P()))

@@ -159,7 +159,7 @@ def build(backbone: nn.Module, num_clusters: int = 10000, recluster_steps: int =
 
   def features(variables, images):
     return backbone.apply({"params": variables["params"]["backbone"],
-                           "batch_stats": variables["batch_stats"]["backbone"]},
+                           "batch_stats": variables["batch_stats"].get("backbone", {})},
                           images, train=False)[0]
 
   def assign(rng, feats):

@@ -44,7 +44,7 @@ def train_step(task: Task, tx: optax.GradientTransformation, state: TrainState,
         {"params": params, "batch_stats": state.batch_stats}, inputs, train=True,
         rngs={"dropout": k_dropout}, mutable=["batch_stats"])
     loss, metrics = task.loss(outputs, targets)
-    return loss, (metrics, updates["batch_stats"], outputs)
+    return loss, (metrics, updates.get("batch_stats", {}), outputs)  # {}: a model without BN
 
   (loss, (metrics, batch_stats, outputs)), grads = jax.value_and_grad(
       loss_fn, has_aux=True)(state.params)
