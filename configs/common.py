@@ -70,6 +70,7 @@ def get_base_config(experiment: str, variant: str | None) -> ml_collections.Conf
   # model.name 'resnet18' or 'resnet50' (taps res2..res5) reads these two instead of the above.
   c.model.resnet_width = 64  # res2's width (torchvision's 64)
   c.model.cifar_stem = False  # True: a 3x3 stride-1 stem without max pool, for 32-64 px input
+  c.model.patch_size = 16 if variant in PAPER_SUBSETS else 8  # 'vit_ti', 'vit_s': 64 px -> 8 x 8
 
   c.pretrain = ml_collections.ConfigDict()
   c.pretrain.dataset = "sslflax_sample/fashion_pool"  # 20,000 real images, none in a probe split
