@@ -18,6 +18,24 @@ def xla_flags(devices: int) -> str:
   return f"--xla_force_host_platform_device_count={devices} {FAST_COMPILE}"
 
 
+def rerun_at_default_optimisation(request) -> bool:
+  """Runs the calling test again in a subprocess compiled at XLA's default optimisation level
+  (not FAST_COMPILE) and asserts it passed there; True when it did. False inside that
+  subprocess, where the test then runs itself."""
+  import os
+  import subprocess
+  import sys
+  flags = os.environ.get("XLA_FLAGS", "")
+  if FAST_COMPILE not in flags:
+    return False
+  env = dict(os.environ, XLA_FLAGS=flags.replace(FAST_COMPILE, "").strip())
+  result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           request.node.nodeid], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=900)
+  assert result.returncode == 0, result.stdout[-4000:]
+  return True
+
+
 def quiet(*args, **kwargs) -> None:
   """A print_fn that prints nothing."""
 

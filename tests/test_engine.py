@@ -11,7 +11,8 @@ from sslflax import data as data_lib
 from sslflax.errors import CheckpointError, WorkdirError
 from sslflax.train import checkpoint as ckpt_lib
 from sslflax.train.loop import NonFiniteLossError
-from tests.helpers import Lines, load_config, run_experiment, run_pretrain
+from tests.helpers import (Lines, load_config, rerun_at_default_optimisation, run_experiment,
+                           run_pretrain)
 
 EXPERIMENTS = ("rotation", "counting", "jigsaw", "context", "colorize", "supervised", "random",
                "patch_location", "exemplar", "denoising", "multitask", "simclr", "byol", "moco", "swav",
@@ -249,8 +250,14 @@ def test_bad_inputs_fail_before_training(rotation_smoke, tmp_path):
 @pytest.mark.parametrize("name", ["rotation"] + [
     pytest.param(n, marks=pytest.mark.slow)
     for n in ("jigsaw", "colorization", "multitask", "byol", "swav", "deepcluster")])
-def test_eight_devices_compute_the_update_of_one(name):
-  """jit over an 8-device ('data',) mesh == one device, same global batch (BatchNorm included)."""
+def test_eight_devices_compute_the_update_of_one(name, request):
+  """jit over an 8-device ('data',) mesh == one device, same global batch (BatchNorm included).
+
+  Colorization and BYOL run in a subprocess at XLA's default optimisation level: at the
+  tests' level 0 their 8-way reductions round otherwise (colorization: 2 of 36,864 weights
+  off by 1.3e-5; BYOL: up to 5e-4, differently from run to run), past these tolerances."""
+  if name in ("colorization", "byol") and rerun_at_default_optimisation(request):
+    return
   import functools
   import optax
   from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
