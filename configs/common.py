@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ml_collections
 
-# Seed paper (REFERENCES.md): Adam learning rates per pretext task at batch 256.
+# The seed paper (Macar & Liu, Columbia): its Adam learning rates per pretext task at batch 256.
 PAPER_LR = {"rotation": 3e-3, "counting": 1e-4, "jigsaw": 1e-3, "context": 3e-4,
             "colorization": 3e-4, "supervised": 4e-3, "random": 0.0}
 # The seed's ReduceLROnPlateau(factor=0.75) patience per task (its pretrain.py).

@@ -13,8 +13,8 @@ import tempfile
 
 from sslflax.errors import ConfigError, DatasetError, WorkdirError
 from sslflax.models import get_backbone, registered_backbones
+from sslflax.results import RANDOM_INIT
 
-RANDOM_INIT = "random"
 
 # (field, smallest allowed value): integers a run divides by, loops over or sizes arrays with.
 _AT_LEAST = (("pretrain.batch_size", 1), ("pretrain.image_size", 1), ("pretrain.steps", 1),

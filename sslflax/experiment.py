@@ -18,13 +18,12 @@ from sslflax.evaluate import stats
 from sslflax.evaluate.finetune import finetune_eval, num_fc_layers
 from sslflax.evaluate.linear import config_taps, linear_eval, probe_splits
 from sslflax.models import get_backbone
-from sslflax.results import results_file
+from sslflax.results import RANDOM_INIT, results_file
 from sslflax.train import checkpoint as ckpt_lib
 from sslflax.train.loop import (backbone_from_config, check_config, data_mesh, init_state, pretrain,
                                 task_from_config)
 from sslflax.train.optim import make_optimizer
 
-RANDOM_INIT = "random"
 
 
 def backbone_variables_from_state(state) -> dict[str, Any]:

@@ -20,12 +20,12 @@ import numpy as np
 
 from sslflax.evaluate import stats
 from sslflax.models import all_taps, get_backbone, registered_backbones
+from sslflax.results import RANDOM_INIT
 
 CSV_FIELDS = ("experiment", "task", "pretrain_size", "downstream", "tap", "seed", "top1",
               "test_images", "pretrain_steps", "pretext_loss", "wall_time_s")
-RANDOM_INIT = "random"
 
-# The seed paper's published numbers (REFERENCES.md), keyed by our experiment and dataset names:
+# The seed paper's published numbers (Macar & Liu, Columbia: its Figure 5), keyed by our experiment and dataset names:
 # accuracy averaged over ImageNet 30K/60K/120K, and sensitivity across those sizes.
 PAPER_ACCURACY = {
     "supervised": {"cifar10": .744, "svhn_cropped": .815, "oxford_flowers102": .752},

@@ -3,6 +3,9 @@ each fine-tune of one checkpoint sit side by side in its workdir."""
 
 from __future__ import annotations
 
+# The untrained baseline: its experiment and task name, and its results row beside every run.
+RANDOM_INIT = "random"
+
 
 def results_file(linear_eval) -> str:
   """results.json for the linear probes; results-finetune-freeze<L>.json for a fine-tune

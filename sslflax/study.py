@@ -36,9 +36,8 @@ from typing import Any, Callable
 import ml_collections
 
 from sslflax.errors import ConfigError, WorkdirError
-from sslflax.results import results_file
+from sslflax.results import RANDOM_INIT, results_file
 
-RANDOM_INIT = "random"
 WHOLE_SET = 0  # a size of 0: the experiment's whole pretraining split
 
 
