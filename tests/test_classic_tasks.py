@@ -324,8 +324,28 @@ def test_multitask_alternation_updates_with_one_task_per_step_in_turn():
     ({"tasks": ("rotation",), "weights": (1.0, 2.0)}, "one weight per task"),
     ({"tasks": ("rotation",), "jigsaw": {"num_permutations": 8}}, "options ['jigsaw'] name no task"),
     ({"tasks": ("rotation",), "combine": "mix"}, "unknown combine 'mix'"),
+    ({"tasks": ("rotation", "moco")}, "multitask cannot combine ['moco'] yet"),
+    ({"tasks": ("byol", "deepcluster")}, "multitask cannot combine ['byol', 'deepcluster']"),
+    ({"tasks": ("rotation", "swav"), "swav": {"queue_size": 32}}, "cannot combine ['swav']"),
 ])
 def test_multitask_options_are_checked(options, fragment):
   with pytest.raises(ValueError, match=None) as caught:
     make_task("multitask", tiny_backbone(), **options)
   assert fragment in str(caught.value)
+
+
+def test_multitask_passes_the_step_to_its_tasks():
+  """SwAV's prototypes stay frozen for freeze_prototypes_steps, read from the step: inside
+  multitask they must train after it (they stayed frozen for ever when the step was lost)."""
+  swav = dict(TINY_TASK_OPTIONS["swav"], queue_size=0, freeze_prototypes_steps=1)
+  task = make_task("multitask", tiny_backbone(dropout=0.0), tasks=("rotation", "swav"),
+                   swav=swav)
+  images, labels = jnp.asarray(photo_crops(16, 32, seed=4)), jnp.arange(16) % 4
+  tx = optax.sgd(0.1)
+  state = create_train_state(jax.random.key(0), task, tx, images, labels)
+  step = jax.jit(functools.partial(train_step, task, tx))
+  first, _ = step(state, images, labels)
+  second, _ = step(first, images, labels)
+  prototypes = lambda s: np.asarray(s.params["swav"]["prototypes"])
+  np.testing.assert_array_equal(prototypes(first), prototypes(state))  # step 0: frozen
+  assert not np.allclose(prototypes(second), prototypes(first))  # step 1: trained

@@ -157,12 +157,18 @@ def build(backbone: nn.Module, tasks: Sequence[str] = ("rotation", "jigsaw", "co
                      f"their task's name.")
   built = tuple(make_task(name, backbone, **dict(task_options.get(name) or {}))
                 for name in tasks)
+  stateful = [t.name for t in built if t.memory is not None or t.clustering is not None]
+  if stateful:  # their memory or clustering would be dropped: silently wrong, or a crash
+    raise ValueError(f"multitask cannot combine {stateful} yet: they keep state beside the "
+                     f"parameters (a momentum encoder, a queue, clusters) that multitask does "
+                     f"not carry; train them alone (SwAV without its queue: queue_size=0).")
 
   def make_batch(rng, images, labels=None, step=None):
     keys = jax.random.split(rng, len(built))
     inputs, targets = {}, {}
     for key, task in zip(keys, built):
-      inputs[task.name], targets[task.name] = task.make_batch(key, images, labels)
+      step_arg = {"step": step} if task.uses_step and step is not None else {}
+      inputs[task.name], targets[task.name] = task.make_batch(key, images, labels, **step_arg)
     if combine == "alternate" and step is not None:
       inputs["active"] = targets["active"] = jnp.asarray(step, jnp.int32) % len(built)
     return inputs, targets
