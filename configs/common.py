@@ -117,6 +117,9 @@ def get_base_config(experiment: str, variant: str | None) -> ml_collections.Conf
   c.checkpoint.keep = 3
 
   c.log_every_steps = 20
+  # JAX's persistent compilation cache: a folder, or 'off'. None: $SSLFLAX_COMPILATION_CACHE,
+  # else ~/.cache/sslflax/jax (sslflax/compilation_cache.py).
+  c.compilation_cache = ml_collections.FieldReference(None, field_type=str)
 
   c.linear_eval = ml_collections.ConfigDict()
   c.linear_eval.datasets = ("sslflax_sample/fashion",)

@@ -107,7 +107,7 @@ def run(config, workdir: str, *, print_fn=print, mesh=None) -> dict[str, Any]:
 
   `mesh`: the devices to run on (default: every device of every host, `data_mesh()`)."""
   start = time.time()
-  compilation_cache.enable()
+  compilation_cache.enable(config.get("compilation_cache"))
   mesh = mesh or data_mesh()
   checks.check_run(config, workdir, mesh.size)
   if jax.process_index() == 0:

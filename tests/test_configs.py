@@ -48,3 +48,18 @@ def test_a_derived_value_set_itself_wins_and_leaves_its_source_alone():
   byol = parse("byol", "--config.task.options.total_steps=50")
   assert (byol.task.options.total_steps, byol.pretrain.steps) == (50, 600)
   assert parse("byol", "--config.pretrain.batch_size=512").optim.lr == 1e-3  # Adam: not scaled
+
+
+def test_the_compilation_cache_folder_follows_config_then_environment_then_default(
+    monkeypatch, tmp_path):
+  from sslflax import compilation_cache as cc
+  monkeypatch.delenv(cc.ENV_VAR, raising=False)
+  monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+  assert cc.cache_dir(None) == str(tmp_path / "xdg" / "sslflax" / "jax")
+  monkeypatch.setenv(cc.ENV_VAR, str(tmp_path / "env"))
+  assert cc.cache_dir(None) == str(tmp_path / "env")
+  assert cc.cache_dir(str(tmp_path / "cfg")) == str(tmp_path / "cfg")  # the config wins
+  assert cc.cache_dir("off") is None and cc.cache_dir("None") is None
+  monkeypatch.setenv(cc.ENV_VAR, "off")
+  assert cc.cache_dir(None) is None
+  assert parse("rotation", "--config.compilation_cache=off").compilation_cache == "off"
