@@ -349,6 +349,8 @@ from IPython.display import Image, Markdown, display
 from sslflax import study
 
 config = study.load_config("configs", "study", "smoke")
+if SMOKE:  # CI: two cells (tests/test_study.py runs the whole smoke study)
+  config.experiments, config.subset_sizes = ("random", "rotation"), (32,)
 workdir = tempfile.mkdtemp(prefix="sslflax_study_")
 markdown = study.run_study(config, workdir, print_fn=lambda *a, **k: None)
 display(Markdown(markdown))

@@ -259,18 +259,19 @@ def single_task_variables(variables, name):
 def test_multitask_shares_one_backbone_and_sums_the_single_tasks_losses(real_images):
   images = jnp.asarray(real_images[:8])
   task = make_task("multitask", tiny_backbone(dropout=0.0), **dict(MULTI, weights=(1.0, 0.5, 2.0)))
-  inputs, targets = task.make_batch(jax.random.key(0), images)
-  variables = task.model.init({"params": jax.random.key(1)}, inputs)
+  inputs, targets = jax.jit(task.make_batch)(jax.random.key(0), images)
+  variables = jax.jit(task.model.init)({"params": jax.random.key(1)}, inputs)
   assert set(variables["params"]) == {"backbone", "rotation", "jigsaw", "colorization"}
   assert "conv1" in variables["params"]["backbone"] and "fc6" in variables["params"]["backbone"]
   assert all("backbone" not in variables["params"][t] for t in ("rotation", "jigsaw", "colorization"))
-  outputs = task.model.apply(variables, inputs)
-  loss, metrics = task.loss(outputs, targets)
+  # Under jit, as in training (eagerly, the four forward passes took most of 20 s).
+  loss_of = lambda task: jax.jit(lambda v, x, y: task.loss(task.model.apply(v, x), y))
+  loss, metrics = loss_of(task)(variables, inputs, targets)
   expect = 0.0
   for name, weight in (("rotation", 1.0), ("jigsaw", 0.5), ("colorization", 2.0)):
     single = make_task(name, tiny_backbone(dropout=0.0), **MULTI.get(name, {}))
-    own = single.model.apply(single_task_variables(variables, name), inputs[name])
-    single_loss, single_metrics = single.loss(own, targets[name])
+    single_loss, single_metrics = loss_of(single)(single_task_variables(variables, name),
+                                                  inputs[name], targets[name])
     np.testing.assert_allclose(float(metrics[f"{name}/loss"]), float(single_loss), rtol=1e-5)
     for key, value in single_metrics.items():
       np.testing.assert_allclose(float(metrics[f"{name}/{key}"]), float(value), rtol=1e-5)
@@ -305,14 +306,18 @@ def test_multitask_alternation_updates_with_one_task_per_step_in_turn():
     k_batch, k_dropout = jax.random.split(key)
     k_task = jax.random.split(k_batch, 3)[s % 3]
     rngs = {"dropout": jax.random.fold_in(k_dropout, s % 3)}
-    inputs, targets = single.make_batch(k_task, images, None)
     own = single_task_variables({"params": before.params, "batch_stats": before.batch_stats},
                                 active)
-    def loss_fn(params):
-      out, _ = single.model.apply({"params": params, "batch_stats": own["batch_stats"]}, inputs,
-                                  train=True, rngs=rngs, mutable=["batch_stats"])
-      return single.loss(out, targets)[0]
-    grads = jax.grad(loss_fn)(own["params"])
+    # Under jit, as the step is (eagerly, these four gradients took 27 of the test's 37 s).
+    @jax.jit
+    def single_task_grads(params, batch_stats, k_task, rngs):
+      inputs, targets = single.make_batch(k_task, images, None)
+      def loss_fn(params):
+        out, _ = single.model.apply({"params": params, "batch_stats": batch_stats}, inputs,
+                                    train=True, rngs=rngs, mutable=["batch_stats"])
+        return single.loss(out, targets)[0]
+      return jax.grad(loss_fn)(params)
+    grads = single_task_grads(own["params"], own["batch_stats"], k_task, rngs)
     expect = jax.tree.map(lambda p, g: p - 0.1 * g, own["params"]["backbone"], grads["backbone"])
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=2e-5),
                  expect, state.params["backbone"])

@@ -96,18 +96,20 @@ def test_freezing_a_resnet_up_to_res3():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["probe", "finetune"])
-def test_main_job_on_a_resnet(mode, tmp_path):
+def test_main_job_on_a_resnet_probes_then_fine_tunes_its_checkpoint(tmp_path):
+  """Merged from one run per mode: the fine-tune reads the probe run's checkpoint
+  (eval_only) instead of pretraining a second ResNet."""
   config = load_config("simclr")
   config.model.name = "resnet18"
   config.model.resnet_width = 8
   config.model.cifar_stem = True
-  config.linear_eval.mode = mode
   config.linear_eval.finetune_epochs = 1
-  results = run_experiment(config, tmp_path)
-  rows = results["linear_eval"]["sslflax_sample/fashion"]
-  expect = {"res2", "res3", "res4", "res5"} if mode == "probe" else {"freeze3"}
-  assert set(rows) == expect and all(0 <= v <= 1 for v in rows.values())
+  for mode, expect in (("probe", {"res2", "res3", "res4", "res5"}), ("finetune", {"freeze3"})):
+    config.linear_eval.mode = mode
+    config.eval_only = mode == "finetune"
+    results = run_experiment(config, tmp_path)
+    rows = results["linear_eval"]["sslflax_sample/fashion"]
+    assert set(rows) == expect and all(0 <= v <= 1 for v in rows.values()), mode
 
 
 def test_a_workdir_records_only_its_backbones_shape_fields():
