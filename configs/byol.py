@@ -12,6 +12,7 @@ def get_config(arg: str | None = None):
   config.task.options.total_steps = share_of_steps(config, 1, 1)  # tau reaches 1 at the end
   config.task.options.crop_area = (0.08, 1.0)
   config.model.dropout = 0.0
+  config.model.zero_init_residual = True  # with a ResNet (model.name=resnet18): as its code
   if config.variant == "default":
     config.pretrain.batch_size = 128  # x 2 views
   # LARS, warm-up and cosine (the paper): lr 0.2 x batch / 256, weight decay 1.5e-6.

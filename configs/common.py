@@ -69,6 +69,7 @@ def get_base_config(experiment: str, variant: str | None) -> ml_collections.Conf
   c.model.dropout = 0.5
   # model.name 'resnet18' or 'resnet50' (taps res2..res5) reads these two instead of the above.
   c.model.resnet_width = 64  # res2's width (torchvision's 64)
+  c.model.zero_init_residual = False  # ResNet: each block's last BN gamma starts at 0
   c.model.cifar_stem = False  # True: a 3x3 stride-1 stem without max pool, for 32-64 px input
   c.model.patch_size = 16 if variant in PAPER_SUBSETS else 8  # 'vit_ti', 'vit_s': 64 px -> 8 x 8
 
@@ -105,11 +106,15 @@ def get_base_config(experiment: str, variant: str | None) -> ml_collections.Conf
   c.optim.lr = 1e-3
   c.optim.schedule = "cosine"
   c.optim.warmup_steps = 20
+  c.optim.final_lr = 0.0  # cosine: the rate it ends at
+  c.optim.lars_kernels_only = True  # lars: decay and trust ratio on kernels only (SimCLR's)
   c.optim.decay_epochs = (10, 20)
   c.optim.decay_factor = 0.1
   c.optim.plateau_factor = 0.75  # schedule 'plateau': x this after plateau_patience + 1
   c.optim.plateau_patience = 3   # epochs without improvement of the epoch's mean loss
   c.optim.momentum = 0.9
+  c.optim.nesterov = False  # sgd: plain momentum, as MoCo's and DeepCluster's code
+  c.optim.no_momentum = ()  # sgd: top-level parameters trained without momentum
   c.optim.weight_decay = 0.0
 
   c.checkpoint = ml_collections.ConfigDict()
@@ -143,6 +148,9 @@ def get_base_config(experiment: str, variant: str | None) -> ml_collections.Conf
   c.linear_eval.mode = "probe"
   c.linear_eval.freeze_layer = 3
   c.linear_eval.finetune_epochs = 10  # 3,000 Fashion images: 120 steps, ~20 s a model on 2 CPU cores
+  # One protocol for every method, the seed's: its fine-tuned fc6 and fc7 take dropout 0.5,
+  # whatever model.dropout the pretraining used (0 for the view-based tasks).
+  c.linear_eval.finetune_dropout = 0.5
 
   if variant == "smoke":
     c.model.widths = (16, 32, 32, 32, 32)
@@ -172,10 +180,14 @@ def get_base_config(experiment: str, variant: str | None) -> ml_collections.Conf
       c.optim.schedule = "plateau"
       c.optim.plateau_factor = 0.75
       c.optim.plateau_patience = PAPER_PATIENCE[experiment]
-    # The seed's pretraining augmentation: Resize(int(size * 4 / 3.5)), RandomCrop(size),
-    # RandomHorizontalFlip (256 -> 224).
-    c.pretrain.resize_to = int(c.pretrain.image_size * 4 / 3.5)
-    c.pretrain.flip = True
+    if experiment in PAPER_LR:
+      # The seed's pretraining augmentation: Resize(int(size * 4 / 3.5)), RandomCrop(size),
+      # RandomHorizontalFlip (256 -> 224).
+      c.pretrain.resize_to = int(c.pretrain.image_size * 4 / 3.5)
+      c.pretrain.flip = True
+    # The view-based methods (SimCLR, MoCo, BYOL, SwAV, DeepCluster) crop and flip their own
+    # views, from the shorter side at 224 (a random 224 square of it): a second host crop
+    # would keep their "0.08 to 1 of the area" inside 0.77 of the image's centre.
     c.checkpoint.every_steps = 1000
     c.log_every_steps = 100
     c.linear_eval.datasets = ("cifar10", "svhn_cropped", "oxford_flowers102")

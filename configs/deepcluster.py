@@ -13,8 +13,10 @@ def get_config(arg: str | None = None):
   if config.variant == "default":
     config.pretrain.batch_size = 128
     config.task.options.recluster_steps = 150  # ~ an epoch of the 20k pool at batch 128
-  # The paper: SGD, momentum 0.9, lr 0.05, weight decay 1e-5, constant rate.
+  # The paper: SGD, momentum 0.9 (not Nesterov), lr 0.05, weight decay 1e-5, constant rate;
+  # its top layer, re-initialised at each clustering, by SGD without momentum (optimizer_tl).
   config.optim.name = "sgd"
+  config.optim.no_momentum = ("head",)
   config.optim.lr = 0.05
   config.optim.weight_decay = 1e-5
   config.optim.schedule = "constant"

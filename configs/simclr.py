@@ -10,8 +10,9 @@ def get_config(arg: str | None = None):
   config.task.options.out = 128
   config.task.options.crop_area = (0.08, 1.0)
   config.task.options.color_strength = 0.5  # s: the paper's CIFAR setting (1.0 on ImageNet)
-  config.task.options.blur_prob = 0.5
-  config.model.dropout = 0.0  # two views of one image must not get different masks
+  config.task.options.blur_prob = 0.0  # the paper's CIFAR setting: no blur (0.5 on ImageNet)
+  config.model.dropout = 0.0
+  config.model.zero_init_residual = True  # with a ResNet (model.name=resnet18): as its code  # two views of one image must not get different masks
   if config.variant == "default":
     config.pretrain.batch_size = 128  # x 2 views: 256 forward images a step, as rotation's
   # LARS, linear warm-up and cosine decay (the paper); lr 0.075 sqrt(batch), its rule for
@@ -27,6 +28,7 @@ def get_config(arg: str | None = None):
   elif config.variant.startswith("paper"):
     config.task.options.temperature = 0.1
     config.task.options.color_strength = 1.0
+    config.task.options.blur_prob = 0.5
     config.task.options.hidden = 4096
     config.optim.lr = batch_scaled_lr(config, 0.3, "linear")
   return config

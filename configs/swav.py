@@ -46,4 +46,11 @@ def get_config(arg: str | None = None):
     config.task.options.queue_size = 3840
     config.task.options.queue_start_step = share_of_steps(config, 15, 50)  # epoch 15 of 50
     config.task.options.freeze_prototypes_steps = share_of_steps(config, 1, 50)  # one epoch
+    # SwAV's code: a 23 px blur kernel, sigma 0.1-2 px, on the 96 px crops too; SGD in LARC
+    # (clip=False) with weight decay on every parameter; its batch-256 script: no warm-up,
+    # cosine from 0.6 to 0.0006.
+    config.task.options.blur_kernel = 23
+    config.optim.lars_kernels_only = False
+    config.optim.warmup_steps = 0
+    config.optim.final_lr = batch_scaled_lr(config, 0.0006, "linear")
   return config

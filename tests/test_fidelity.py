@@ -121,3 +121,236 @@ def test_per_dataset_probe_splits_are_used(tmp_path):
                                             "test[:1000]"),)
   results = run_experiment(config, tmp_path)
   assert results["test_images"]["sslflax_sample/fashion"] == 1000
+
+
+# --- The newer methods against their authors' code ----------------------------------------
+
+def _joint_setup(name: str, seed: int = 0):
+  """A tiny MoCo or BYOL, its initial variables and memory, and a batch of views."""
+  from sslflax.tasks import make_task
+  from tests.helpers import TINY_TASK_OPTIONS, photo_crops
+  task = make_task(name, tiny_backbone(dropout=0.0), **TINY_TASK_OPTIONS[name])
+  images = jnp.asarray(photo_crops(16, 32, seed=seed))
+  inputs, targets = task.make_batch(jax.random.key(0), images)
+  variables = jax.jit(task.model.init)(jax.random.key(1), inputs)
+  memory = task.memory.init(variables, jax.random.key(2))
+  return task, variables, memory, inputs, targets
+
+
+def _perturb_view(inputs: jax.Array, view: int) -> jax.Array:
+  """The image-major views with view `view` of every image replaced by noise."""
+  noise = jax.random.randint(jax.random.key(9), inputs.shape, 0, 256).astype(inputs.dtype)
+  is_view = (jnp.arange(inputs.shape[0]) % 2 == view)[:, None, None, None]
+  return jnp.where(is_view, noise, inputs)
+
+
+def test_moco_keys_depend_only_on_the_key_images():
+  """moco/builder.py: encoder_k(im_k) alone. Changing only the query images (view 1) leaves
+  every key bit-identical (it moved them by up to 0.97 when both views were normalised
+  together), and changing the keys' images leaves the queries."""
+  task, variables, memory, inputs, targets = _joint_setup("moco")
+  read = jax.jit(lambda x: task.memory.read(memory, variables, x, targets, 0, jax.random.key(3)))
+  forward = jax.jit(lambda x: task.model.apply(variables, x, train=True,
+                                               mutable=["batch_stats"])[0])
+  keys, keys_after = read(inputs)["keys"], read(_perturb_view(inputs, 0))["keys"]
+  assert keys.shape == (16, 16)
+  np.testing.assert_array_equal(keys, keys_after)
+  queries = forward(inputs)["projection"]
+  np.testing.assert_array_equal(queries, forward(_perturb_view(inputs, 1))["projection"])
+  assert not np.allclose(queries, forward(_perturb_view(inputs, 0))["projection"])
+
+
+def test_byol_normalises_each_view_by_its_own_statistics():
+  """byol_experiment.py applies the networks once per view: changing only view 1 leaves
+  the target projection of view 2 (it moved by 1.88 with one BN over both views), and the
+  online prediction of view 2, unchanged."""
+  from sslflax.tasks.joint import split_views
+  task, variables, memory, inputs, targets = _joint_setup("byol")
+  read = jax.jit(lambda x: task.memory.read(memory, variables, x, targets, 0, jax.random.key(3)))
+  forward = jax.jit(lambda x: task.model.apply(variables, x, train=True,
+                                               mutable=["batch_stats"])[0])
+  changed = _perturb_view(inputs, 0)
+  target, target_after = split_views(read(inputs), 2), split_views(read(changed), 2)
+  np.testing.assert_array_equal(target[1], target_after[1])
+  assert not np.allclose(target[0], target_after[0])
+  online = split_views(forward(inputs)["prediction"], 2)
+  np.testing.assert_array_equal(online[1], split_views(forward(changed)["prediction"], 2)[1])
+
+
+def test_moco_v2_views_and_projector_are_its_codes():
+  """main_moco.py --aug-plus --mlp: ColorJitter(0.4, 0.4, 0.4, 0.1) at p 0.8, crop (0.2, 1),
+  and a Linear-ReLU-Linear projector without BatchNorm."""
+  from sslflax.transforms.views import MOCO_V2_VIEW
+  assert (MOCO_V2_VIEW.brightness, MOCO_V2_VIEW.contrast, MOCO_V2_VIEW.saturation) == (0.4,) * 3
+  assert MOCO_V2_VIEW.hue == 36.0  # degrees: 0.1 of a turn
+  assert (MOCO_V2_VIEW.jitter_prob, MOCO_V2_VIEW.crop_area) == (0.8, (0.2, 1.0))
+  _, variables, _, _, _ = _joint_setup("moco")
+  projector = variables["params"]["projector"]
+  assert set(projector) == {"dense0", "dense1"} and "bias" in projector["dense0"]
+  assert "projector" not in variables["batch_stats"]
+
+
+def test_simclr_projector_ends_in_batch_norm_without_centre_and_sums_both_views_losses():
+  """SimCLR's code: the last linear_layer(use_bias=False, use_bn=True) normalises with a
+  scale and no centre; the objective is loss_a + loss_b, twice the mean over 2N anchors."""
+  from sslflax.tasks import make_task
+  from sslflax.tasks.simclr import nt_xent_loss
+  from tests.helpers import TINY_TASK_OPTIONS, photo_crops
+  task = make_task("simclr", tiny_backbone(dropout=0.0), **TINY_TASK_OPTIONS["simclr"])
+  inputs, targets = task.make_batch(jax.random.key(0), jnp.asarray(photo_crops(8, 32)))
+  variables = jax.jit(task.model.init)(jax.random.key(1), inputs)
+  projector = variables["params"]["projector"]
+  assert set(projector["bn1"]) == {"scale"} and "bias" not in projector["dense1"]
+  outputs, _ = task.model.apply(variables, inputs, train=True, mutable=["batch_stats"])
+  loss, _ = task.loss(outputs, targets)
+  mean = nt_xent_loss(outputs["projection"], 0.1)[0]  # the task's default temperature
+  np.testing.assert_allclose(float(loss), 2 * float(mean), rtol=1e-6)
+
+
+def test_every_method_fine_tunes_with_the_seeds_dropout():
+  """The seed fine-tunes every model with dropout 0.5: the view-based methods pretrain
+  without dropout, and their fine-tunes (and random init's beside them) ran without it."""
+  from sslflax.evaluate.finetune import finetune_network
+  from sslflax.train.loop import backbone_from_config
+  from tests.helpers import CONFIGS
+  experiments = sorted(p.stem for p in CONFIGS.glob("*.py")
+                       if p.stem not in ("common", "study", "__init__"))
+  assert len(experiments) >= 16
+  for name in experiments:
+    config = load_config(name, "paper")
+    net = finetune_network(backbone_from_config(config),
+                           {"params": {"fc6": {}, "fc7": {}}}, config.linear_eval)
+    assert net.dropout == 0.5 and net.num_fc == 2 and net.frozen_layers == 3, name
+
+
+def test_moco_queue_fits_every_paper_subset_and_a_larger_one_is_refused():
+  import pytest
+  from sslflax.errors import ConfigError
+  from sslflax.tasks import make_task
+  from sslflax.train.loop import check_queue_fits
+  for variant in ("paper", "paper-60k", "paper-120k"):
+    config = load_config("moco", variant)
+    queue, subset = config.task.options.queue_size, config.pretrain.subset_size
+    assert queue <= subset // 4 and queue % config.pretrain.batch_size == 0, variant
+    task = make_task("moco", tiny_backbone(), queue_size=queue)
+    check_queue_fits(config, task, subset)
+  config = load_config("moco", "paper")
+  task = make_task("moco", tiny_backbone(), queue_size=65536)
+  with pytest.raises(ConfigError, match=r"queue_size=65536 .* 30000 .*queue_size=7424 or less"):
+    check_queue_fits(config, task, 30_000)
+
+
+def test_view_based_paper_variants_take_no_second_host_crop():
+  """SimCLR's, MoCo's, BYOL's, SwAV's and DeepCluster's crops work on the whole image: no
+  Resize(256) + RandomCrop(224) + flip before their own views. The seed's tasks keep it."""
+  for name in ("simclr", "moco", "byol", "swav", "deepcluster"):
+    config = load_config(name, "paper")
+    assert (config.pretrain.resize_to, config.pretrain.flip) == (None, False), name
+  for name in ("rotation", "jigsaw", "supervised"):
+    config = load_config(name, "paper")
+    assert config.pretrain.resize_to >= 256 and config.pretrain.flip, name  # jigsaw's: 257
+
+
+def test_sgd_is_plain_momentum_and_deepclusters_top_layer_has_none():
+  """MoCo's and DeepCluster's SGD: momentum 0.9, not Nesterov. DeepCluster's top layer has
+  its own optimiser without momentum (optimizer_tl). Two steps on a quadratic."""
+  import optax
+  from sslflax.train.optim import make_optimizer
+  params = {"backbone": jnp.array([1.0, -2.0]), "head": jnp.array([3.0])}
+  grad = lambda p: jax.tree.map(lambda x: 2 * x, p)  # of sum(x^2)
+
+  def two_steps(tx, p):
+    state = tx.init(p)
+    for _ in range(2):
+      updates, state = tx.update(grad(p), state, p)
+      p = optax.apply_updates(p, updates)
+    return p
+
+  moco = load_config("moco", "paper").optim
+  moco.weight_decay, moco.schedule = 0.0, "constant"
+  lr = moco.lr if isinstance(moco.lr, float) else float(moco.lr)
+  ours = two_steps(make_optimizer(moco, 100, 10), params)
+  theirs = two_steps(optax.sgd(lr, 0.9, nesterov=False), params)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), ours, theirs)
+  nesterov = two_steps(optax.sgd(lr, 0.9, nesterov=True), params)
+  assert not np.allclose(ours["backbone"], nesterov["backbone"])
+
+  deepcluster = load_config("deepcluster", None).optim
+  deepcluster.weight_decay = 0.0
+  ours = two_steps(make_optimizer(deepcluster, 100, 10), params)
+  np.testing.assert_allclose(ours["head"], two_steps(optax.sgd(0.05), params)["head"], rtol=1e-6)
+  np.testing.assert_allclose(ours["backbone"],
+                             two_steps(optax.sgd(0.05, 0.9), params)["backbone"], rtol=1e-6)
+
+
+def test_resnet_stem_pools_as_torchvisions_maxpool_with_one_pixel_of_padding():
+  """MaxPool2d(3, 2, padding=1), by a numpy loop over -inf-padded maps, even and odd sides.
+  (padding="SAME" pads an even map by (0, 1) and fails this.)"""
+  from sslflax.models.resnet import stem_pool
+  rng = np.random.default_rng(0)
+  for side in (8, 9):
+    x = rng.normal(size=(2, side, side, 3)).astype(np.float32)
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=-np.inf)
+    out = (side + 2 - 3) // 2 + 1
+    expect = np.empty((2, out, out, 3), np.float32)
+    for i in range(out):
+      for j in range(out):
+        expect[:, i, j] = padded[:, 2 * i:2 * i + 3, 2 * j:2 * j + 3].max(axis=(1, 2))
+    np.testing.assert_array_equal(np.asarray(stem_pool(jnp.asarray(x))), expect)
+
+
+def test_swav_paper_variant_follows_its_code():
+  """main_swav.py's batch-256 script: LARC over every parameter (weight decay included), no
+  warm-up, cosine from 0.6 to 0.0006; a 23 px blur kernel with sigma 0.1-2 px on every crop."""
+  import optax
+  from sslflax.train.optim import make_optimizer, make_schedule
+  config = load_config("swav", "paper")
+  optim, steps = config.optim, config.pretrain.steps
+  assert (optim.name, optim.warmup_steps, config.task.options.blur_kernel) == ("lars", 0, 23)
+  schedule = make_schedule(optim, steps, 100)
+  np.testing.assert_allclose([float(schedule(0)), float(schedule(steps))], [0.6, 0.0006],
+                             rtol=1e-5)
+  params = {"kernel": jnp.ones((3, 2)), "bias": jnp.array([0.5, -1.0])}
+  grads = {"kernel": jnp.full((3, 2), 0.1), "bias": jnp.array([0.2, 0.3])}
+  ours = make_optimizer(optim, steps, 100)
+  theirs = optax.lars(schedule, weight_decay=optim.weight_decay, momentum=0.9)
+  updates = [tx.update(grads, tx.init(params), params)[0] for tx in (ours, theirs)]
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), *updates)
+  simclr = load_config("simclr", "paper").optim  # SimCLR's LARS leaves biases out
+  kernels_only = make_optimizer(simclr, steps, 100)
+  update = kernels_only.update(grads, kernels_only.init(params), params)[0]
+  assert not np.allclose(update["bias"], updates[1]["bias"])
+
+
+def test_a_fixed_blur_kernel_keeps_sigma_in_the_views_own_pixels(real_images):
+  """ViewSpec.blur_kernel=23 (SwAV's): the blur of a 32 px view is gaussian_blur(view, sigma,
+  23) with sigma unscaled; the default scales sigma and the kernel with the side."""
+  from sslflax.transforms.views import ViewSpec, gaussian_blur, random_view
+  plain = ViewSpec(crop_area=(1.0, 1.0), aspect=(1.0, 1.0), flip=0.0, jitter_prob=0.0,
+                   grayscale_prob=0.0, blur_prob=0.0)
+  import dataclasses
+  images = jnp.asarray(real_images[:4, :32, :32])
+  view = random_view(jax.random.key(0), images, plain, 32)
+  np.testing.assert_array_equal(view, images)  # nothing else changes the view
+  fixed = dataclasses.replace(plain, blur_prob=1.0, blur_sigma=(1.5, 1.5), blur_kernel=23)
+  blurred = np.asarray(random_view(jax.random.key(0), images, fixed, 32), np.float32)
+  expect = np.asarray(gaussian_blur(images, jnp.full((4,), 1.5), 23))
+  assert np.abs(blurred - np.clip(np.round(255 * expect), 0, 255)).max() <= 1  # [0, 1] floats
+  scaled = dataclasses.replace(fixed, blur_kernel=0)  # sigma 1.5 * 32 / 224, kernel 3
+  assert not np.allclose(np.asarray(random_view(jax.random.key(0), images, scaled, 32),
+                                    np.float32), blurred, atol=2)
+
+
+def test_simclr_and_byol_resnets_start_each_block_at_the_identity():
+  """SimCLR's and BYOL's ResNets zero-initialise each residual branch's last BN gamma;
+  torchvision's default keeps 1, and the other configs follow it."""
+  from sslflax.train.loop import backbone_from_config
+  for name, zero in (("simclr", True), ("byol", True), ("rotation", False)):
+    config = load_config(name, "smoke")
+    config.model.name, config.model.resnet_width, config.model.cifar_stem = "resnet18", 8, True
+    net = backbone_from_config(config)
+    params = jax.jit(net.init)(jax.random.key(0), jnp.zeros((1, 32, 32, 3), jnp.uint8))["params"]
+    for block, leaves in params.items():
+      if block.startswith("res"):
+        assert (np.asarray(leaves["bn2"]["scale"]) == 0).all() == zero, (name, block)
+        assert (np.asarray(leaves["bn1"]["scale"]) == 1).all()

@@ -3,7 +3,8 @@
 conv1..conv{L} are frozen, with their BatchNorm in inference mode; the layers above them
 (conv{L+1}..conv5 and the task's fc layers, if it had any) and a new linear classifier on
 their output (fc7, or pooled conv5 for tasks without fc layers) are trained on a labelled
-set with Adam and an exponential decay per epoch. L = 0 fine-tunes everything.
+set with Adam and an exponential decay per epoch, the fc layers with dropout
+linear_eval.finetune_dropout (0.5, the seed's) for every method. L = 0 fine-tunes everything.
 
 It is a training run like pretraining: data-parallel over the mesh through the same
 `train_step`, checkpointed, and a killed fine-tune resumes to the same result. Each
@@ -66,6 +67,13 @@ def finetune_task(backbone: nn.Module, num_classes: int,
   # The backbone (fc layers included, if the task had them) and a new linear classifier.
   return Task("finetune", make_batch, ClassifierNet(backbone, num_classes), classification_loss,
               needs_labels=True)
+
+
+def finetune_network(backbone: nn.Module, variables: dict[str, Any], le) -> nn.Module:
+  """The backbone as fine-tuned: its fc layers (as many as `variables` hold), conv1..conv{L}
+  frozen, dropout linear_eval.finetune_dropout whatever the pretraining used."""
+  return backbone.clone(num_fc=num_fc_layers(variables), frozen_layers=le.freeze_layer,
+                        dropout=le.finetune_dropout)
 
 
 def finetune_optimizer(le, steps_per_epoch: int, freeze_layer: int,
@@ -139,11 +147,12 @@ def finetune(backbone: nn.Module, variables: dict[str, Any], dataset: str, confi
   steps_per_epoch = math.ceil(train_images / le.batch_size)
   steps = le.finetune_epochs * steps_per_epoch
 
-  net = backbone.clone(num_fc=num_fc_layers(variables), frozen_layers=layer)
+  net = finetune_network(backbone, variables, le)
   task = finetune_task(net, classes, input_fn)
   tx = finetune_optimizer(le, steps_per_epoch, layer, backbone_of(backbone))
   settings = {k: le[k] for k in ("freeze_layer", "finetune_epochs", "batch_size", "lr",
-                                 "decay_per_epoch", "weight_decay", "train_subset")}
+                                 "decay_per_epoch", "weight_decay", "train_subset",
+                                 "finetune_dropout")}
   settings.update(dataset=dataset, split=train_split, image_size=image_size, seed=config.seed,
                   input=None if input_fn is None else input_fn.__name__)
   key = fingerprint(variables, settings)

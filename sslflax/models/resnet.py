@@ -36,25 +36,37 @@ class ResidualBlock(nn.Module):
   bottleneck: bool = False
   frozen: bool = False
   dtype: jnp.dtype = jnp.float32
+  zero_init_last_bn: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     conv = lambda w, k, s, name: nn.Conv(w, (k, k), strides=(s, s), padding=k // 2,
                                          use_bias=False, dtype=self.dtype, name=name)
-    norm = lambda name: nn.BatchNorm(use_running_average=not train or self.frozen, momentum=0.9,
-                                     dtype=self.dtype, name=name)
+    norm = lambda name, scale_init=nn.initializers.ones: nn.BatchNorm(
+        use_running_average=not train or self.frozen, momentum=0.9, dtype=self.dtype,
+        scale_init=scale_init, name=name)
+    # The residual branch's last BN starts at gamma = 0 (each block the identity), as SimCLR's
+    # and BYOL's ResNets; torchvision's default (zero_init_residual=False) starts it at 1.
+    last_scale = nn.initializers.zeros if self.zero_init_last_bn else nn.initializers.ones
     if self.bottleneck:
       out_width = 4 * self.width
       y = nn.relu(norm("bn1")(conv(self.width, 1, 1, "conv1")(x)))
       y = nn.relu(norm("bn2")(conv(self.width, 3, self.strides, "conv2")(y)))
-      y = norm("bn3")(conv(out_width, 1, 1, "conv3")(y))
+      y = norm("bn3", last_scale)(conv(out_width, 1, 1, "conv3")(y))
     else:
       out_width = self.width
       y = nn.relu(norm("bn1")(conv(self.width, 3, self.strides, "conv1")(x)))
-      y = norm("bn2")(conv(self.width, 3, 1, "conv2")(y))
+      y = norm("bn2", last_scale)(conv(self.width, 3, 1, "conv2")(y))
     if x.shape[-1] != out_width or self.strides != 1:
       x = norm("shortcut_bn")(conv(out_width, 1, self.strides, "shortcut")(x))
     return nn.relu(x + y)
+
+
+def stem_pool(x: jax.Array) -> jax.Array:
+  """The stem's 3x3 max pool, stride 2, as torchvision's MaxPool2d(3, 2, padding=1): one
+  pixel of -inf on every side. (padding="SAME" pads an even map by (0, 1), which shifted
+  every later activation by a pixel from torchvision's.)"""
+  return nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
 
 
 class ResNet(nn.Module):
@@ -77,6 +89,7 @@ class ResNet(nn.Module):
   dropout: float = 0.0
   conv1_stride: int | None = None
   dtype: jnp.dtype = jnp.float32
+  zero_init_residual: bool = False  # each block's last BN starts at gamma 0 (SimCLR, BYOL)
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> tuple[jax.Array, dict[str, jax.Array]]:
@@ -97,13 +110,13 @@ class ResNet(nn.Module):
       x = jax.lax.stop_gradient(x)
     taps = {"conv1": x}
     if not self.cifar_stem:
-      x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
+      x = stem_pool(x)
     for i, blocks in enumerate(self.stage_sizes):
       layer = i + 2
       for j in range(blocks):
         x = ResidualBlock(self.width * 2 ** i, 2 if i > 0 and j == 0 else 1,
                           self.block == "bottleneck", frozen(layer), self.dtype,
-                          name=f"res{layer}_block{j}")(x, train)
+                          self.zero_init_residual, name=f"res{layer}_block{j}")(x, train)
       if layer == self.frozen_layers:
         x = jax.lax.stop_gradient(x)
       taps[f"res{layer}"] = x
@@ -128,9 +141,11 @@ def layer_of(name: str) -> int | None:
 for _name in STAGES:
   register_backbone(Backbone(
       name=_name, module_type=ResNet,
-      build=lambda resnet_width=64, cifar_stem=False, _name=_name: resnet(
-          _name, width=resnet_width, cifar_stem=cifar_stem),
-      fields=("resnet_width", "cifar_stem"), shape_fields=("resnet_width", "cifar_stem"),
+      build=lambda resnet_width=64, cifar_stem=False, zero_init_residual=False, _name=_name:
+          resnet(_name, width=resnet_width, cifar_stem=cifar_stem,
+                 zero_init_residual=zero_init_residual),
+      fields=("resnet_width", "cifar_stem", "zero_init_residual"),
+      shape_fields=("resnet_width", "cifar_stem"),
       taps=RESNET_TAPS, layers=("conv1",) + RESNET_TAPS, layer_of=layer_of,
       # res2..res5 pooled to ~9k features: ResNet-18's sides 12, 8, 6, 4; ResNet-50's 6, 4, 3, 2.
       probe_pool=lambda tap, channels: side_for_features(channels)))

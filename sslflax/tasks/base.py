@@ -42,10 +42,14 @@ class Memory:
     the momentum encoder's outputs joined to the targets; no gradient flows through it);
   update(memory, variables, outputs, targets, step) -> memory, after the optimiser's update,
     with the updated variables and the step's outputs and (read) targets.
+  queued_images: how many earlier images' keys it holds as negatives (MoCo's queue K); the
+    training loop refuses more than a quarter of the pretraining set (MoCo's K is 5% of
+    ImageNet), where each query would meet stale keys of its own image.
   """
   init: Callable[..., Any]
   read: Callable[..., Any]
   update: Callable[..., Any]
+  queued_images: int = 0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,6 +8,10 @@ Target update after each step: xi <- tau xi + (1 - tau) theta, with tau rising f
 tau_base to 1 on a cosine over the run (tau_base 0.996 in the paper; 0.99 in the short
 default runs, as solo-learn's CIFAR settings). Views: BYOL's two asymmetric distributions
 (sslflax.transforms.views.BYOL_VIEWS: blur p 1.0 / 0.1, solarisation p 0 / 0.2).
+
+BatchNorm per view, as BYOL's code (`byol_experiment.py` applies the networks once per
+view): the online and the target network pass each view in a forward of its own, so one
+view's statistics never reach the other view's embeddings.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ def build(backbone: nn.Module, hidden: int = 1024, out: int = 128,
   if not 0.0 <= tau_base <= 1.0:
     raise ValueError(f"byol tau_base={tau_base} must lie in [0, 1] (the paper: 0.996).")
   specs = tuple(dataclasses.replace(s, crop_area=tuple(crop_area)) for s in BYOL_VIEWS)
-  model = EmbeddingNet(backbone, hidden, out, predictor_hidden)
+  model = EmbeddingNet(backbone, hidden, out, predictor_hidden, views=2, separate=(0, 1))
 
   def make_batch(rng, images, labels=None):
     del labels

@@ -30,8 +30,7 @@ def l2_normalize(x: jax.Array, axis: int = -1, eps: float = 1e-12) -> jax.Array:
 def make_view_batch(rng: jax.Array, images: jax.Array, specs: Sequence[ViewSpec]) -> jax.Array:
   """The views of every image, image-major: (B * V, H, W, 3) uint8, row i * V + v for view
   v of image i (so a device's shard of images gives its shard of views: no traffic)."""
-  views = multi_view(rng, images, specs, (images.shape[1],) * len(specs))
-  return jnp.stack(views, axis=1).reshape((-1,) + views[0].shape[1:])
+  return image_major(multi_view(rng, images, specs, (images.shape[1],) * len(specs)))
 
 
 def split_views(x: jax.Array, num_views: int) -> jax.Array:
@@ -41,38 +40,78 @@ def split_views(x: jax.Array, num_views: int) -> jax.Array:
 
 
 class MLP(nn.Module):
-  """SimCLR's and BYOL's heads: (Dense -> BN -> ReLU) x (layers - 1) -> Dense."""
+  """The heads: (Dense -> BN -> ReLU) x (layers - 1) -> Dense (BYOL's). `batch_norm=False`:
+  no BN, the hidden Dense then with a bias (MoCo v2's Linear-ReLU-Linear).
+  `output_batch_norm`: the last Dense without bias, then BN with a scale but no centre
+  (SimCLR's code: `linear_layer(..., use_bias=False, use_bn=True)`, `center=use_bias`)."""
 
   hidden: int
   out: int
   layers: int = 2
+  batch_norm: bool = True
+  output_batch_norm: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     for i in range(self.layers - 1):
-      x = nn.Dense(self.hidden, use_bias=False, name=f"dense{i}")(x)
-      x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, name=f"bn{i}")(x))
-    return nn.Dense(self.out, name=f"dense{self.layers - 1}")(x)
+      x = nn.Dense(self.hidden, use_bias=not self.batch_norm, name=f"dense{i}")(x)
+      if self.batch_norm:
+        x = nn.BatchNorm(use_running_average=not train, momentum=0.9, name=f"bn{i}")(x)
+      x = nn.relu(x)
+    last = self.layers - 1
+    x = nn.Dense(self.out, use_bias=not self.output_batch_norm, name=f"dense{last}")(x)
+    if self.output_batch_norm:
+      x = nn.BatchNorm(use_running_average=not train, momentum=0.9, use_bias=False,
+                       name=f"bn{last}")(x)
+    return x
 
 
 class EmbeddingNet(nn.Module):
   """Backbone features -> projection MLP (-> prediction MLP, BYOL's, when predictor_hidden
-  is set). Returns {'projection': z} or {'projection': z, 'prediction': p}, float32."""
+  is set). Returns {'projection': z} or {'projection': z, 'prediction': p}, float32.
+
+  The input holds `views` views per image, image-major (make_view_batch). `separate=None`
+  passes them all in one forward, so BatchNorm normalises every view together (SimCLR's
+  code concatenates the views). `separate=(v, ...)` passes each listed view in a forward of
+  its own, its BN statistics its own, and returns their outputs image-major: BYOL applies
+  its networks per view (`byol_experiment.py`), MoCo's query encoder sees only the query
+  view and its key encoder only the key view (`moco/builder.py`)."""
 
   backbone: nn.Module
   hidden: int = 1024
   out: int = 128
   predictor_hidden: int | None = None
+  projector_batch_norm: bool = True
+  projector_output_batch_norm: bool = False
+  views: int = 1
+  separate: tuple[int, ...] | None = None
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> dict[str, jax.Array]:
-    features, _ = self.backbone(x, train)
-    z = MLP(self.hidden, self.out, name="projector")(features, train)
-    outputs = {"projection": z.astype(jnp.float32)}
-    if self.predictor_hidden:
-      p = MLP(self.predictor_hidden, self.out, name="predictor")(z, train)
-      outputs["prediction"] = p.astype(jnp.float32)
-    return outputs
+    projector = MLP(self.hidden, self.out, batch_norm=self.projector_batch_norm,
+                    output_batch_norm=self.projector_output_batch_norm, name="projector")
+    predictor = (MLP(self.predictor_hidden, self.out, name="predictor")
+                 if self.predictor_hidden else None)
+
+    def embed(images: jax.Array) -> dict[str, jax.Array]:
+      features, _ = self.backbone(images, train)
+      z = projector(features, train)
+      outputs = {"projection": z.astype(jnp.float32)}
+      if predictor is not None:
+        outputs["prediction"] = predictor(z, train).astype(jnp.float32)
+      return outputs
+
+    if self.separate is None:
+      return embed(x)
+    per_view = split_views(x, self.views)
+    passes = [embed(per_view[v]) for v in self.separate]
+    return {k: image_major([p[k] for p in passes]) for k in passes[0]}
+
+
+def image_major(per_view: Sequence[jax.Array]) -> jax.Array:
+  """[(B, ...)] * V, one per view -> (B * V, ...) image-major, split_views' inverse."""
+  stacked = jnp.stack(per_view, axis=1)
+  return stacked.reshape((-1,) + stacked.shape[2:])
 
 
 def ema_update(target: Any, online: Any, momentum: jax.Array | float) -> Any:

@@ -7,12 +7,15 @@ encoder is an EMA of the query encoder (m = 0.999), updated before each step's k
 computed; the current keys then replace the oldest of the queue (its size a multiple of the
 global batch). The queue starts as random unit vectors, as MoCo's.
 
-BatchNorm leakage. MoCo shuffles the keys across GPUs so that a query and its key never
-share per-device BN statistics. Under sslflax's global (sync) BN, statistics are those of
-the whole global batch on every device, so a shuffle would change nothing; the query and
-key batches are normalised in separate forward passes, and what one image's key can carry
-about its query through the statistics is diluted over the global batch, SimCLR's answer
-(Chen et al. 2020, section 2.3) and MoCo v3's setting.
+Heads and views as MoCo v2's code (main_moco.py --mlp --aug-plus): the projector
+Linear-ReLU-Linear with no BatchNorm; views MOCO_V2_VIEW (crop 0.2-1, jitter 0.4/0.4/0.4/0.1).
+
+BatchNorm leakage. MoCo's code runs encoder_q on the query images and encoder_k on the key
+images in separate forward passes (and shuffles the keys across GPUs, so that a query and
+its key never share per-device statistics). Here too the query encoder sees only view 1 and
+the key encoder only view 2, each view normalised by its own statistics: no image's key
+depends on its query's pixels. Under sslflax's global (sync) BN a shuffle would change
+nothing, since the statistics are those of the whole global batch on every device.
 """
 
 from __future__ import annotations
@@ -24,9 +27,8 @@ import jax
 import jax.numpy as jnp
 
 from sslflax.tasks.base import Task, register
-from sslflax.tasks.joint import (EmbeddingNet, l2_normalize, make_view_batch,
-                                 momentum_memory, split_views)
-from sslflax.transforms.views import SIMCLR_VIEW
+from sslflax.tasks.joint import EmbeddingNet, l2_normalize, make_view_batch, momentum_memory
+from sslflax.transforms.views import MOCO_V2_VIEW
 
 
 def infonce_loss(queries: jax.Array, keys: jax.Array, queue: jax.Array,
@@ -52,12 +54,15 @@ def build(backbone: nn.Module, temperature: float = 0.2, momentum: float = 0.999
           crop_area: tuple[float, float] = (0.2, 1.0)) -> Task:
   """MoCo v2. `temperature`, `momentum` (m), `queue_size` (K, a multiple of the global
   batch; 65,536 in the paper), `hidden`, `out`: the MLP head; `crop_area`: the views'
-  (MoCo v2: 0.2-1; the other view changes are SimCLR's)."""
+  (MoCo v2: 0.2-1)."""
   if not 0.0 <= momentum <= 1.0 or temperature <= 0 or queue_size < 1:
     raise ValueError(f"moco momentum={momentum} must lie in [0, 1], temperature="
                      f"{temperature} be > 0 and queue_size={queue_size} be >= 1.")
-  spec = dataclasses.replace(SIMCLR_VIEW, crop_area=tuple(crop_area))
-  model = EmbeddingNet(backbone, hidden, out)
+  spec = dataclasses.replace(MOCO_V2_VIEW, crop_area=tuple(crop_area))
+  # Query encoder on view 1, key encoder (the same network, momentum params) on view 2.
+  model = EmbeddingNet(backbone, hidden, out, projector_batch_norm=False, views=2,
+                       separate=(0,))
+  key_encoder = model.clone(separate=(1,))
 
   def make_batch(rng, images, labels=None):
     del labels
@@ -69,12 +74,11 @@ def build(backbone: nn.Module, temperature: float = 0.2, momentum: float = 0.999
 
   def read(key_outputs, memory, targets):
     del targets
-    keys = split_views(l2_normalize(key_outputs["projection"]), 2)[1]  # view 2's keys
-    return {"keys": keys, "queue": memory["queue"]}
+    return {"keys": l2_normalize(key_outputs["projection"]), "queue": memory["queue"]}
 
   def loss(outputs, targets):
-    queries = split_views(outputs["projection"], 2)[0]
-    value, accuracy = infonce_loss(queries, targets["keys"], targets["queue"], temperature)
+    value, accuracy = infonce_loss(outputs["projection"], targets["keys"], targets["queue"],
+                                   temperature)
     return value, {"accuracy": accuracy}
 
   def init_queue(rng):
@@ -85,5 +89,7 @@ def build(backbone: nn.Module, temperature: float = 0.2, momentum: float = 0.999
     queue, pointer = enqueue(memory["queue"], memory["pointer"], targets["keys"])
     return {"queue": queue, "pointer": pointer}
 
-  memory = momentum_memory(model, lambda step: momentum, read, init_queue, update_queue)
+  memory = dataclasses.replace(
+      momentum_memory(key_encoder, lambda step: momentum, read, init_queue, update_queue),
+      queued_images=queue_size)
   return Task("moco", make_batch, model, loss, memory=memory)

@@ -55,9 +55,13 @@ def build(backbone: nn.Module, temperature: float = 0.1, hidden: int = 1024, out
   def loss(outputs, targets):
     del targets
     value, accuracy = nt_xent_loss(outputs["projection"], temperature)
-    return value, {"accuracy": accuracy}
+    # SimCLR's objective is loss_a + loss_b, each view's mean cross-entropy: twice the mean
+    # over all 2N anchors. (Under LARS the scale matters: biases and BN take plain steps.)
+    return 2.0 * value, {"accuracy": accuracy}
 
-  return Task("simclr", make_batch, EmbeddingNet(backbone, hidden, out), loss)
+  # The projector as SimCLR's code: its output layer batch-normalised, with no centre.
+  model = EmbeddingNet(backbone, hidden, out, projector_output_batch_norm=True)
+  return Task("simclr", make_batch, model, loss)
 
 
 def strength(spec: ViewSpec, s: float, **changes) -> ViewSpec:

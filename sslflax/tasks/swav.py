@@ -19,13 +19,15 @@ gradient, as SwAV's first epoch.
 
 from __future__ import annotations
 
+import dataclasses
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from sslflax.tasks.base import Memory, Task, register
 from sslflax.tasks.joint import MLP, l2_normalize, split_views
-from sslflax.transforms.views import multi_crop_specs, multi_view
+from sslflax.transforms.views import SIMCLR_VIEW, multi_crop_specs, multi_view
 
 
 def sinkhorn(scores: jax.Array, epsilon: float = 0.05, iterations: int = 3) -> jax.Array:
@@ -86,12 +88,13 @@ def build(backbone: nn.Module, num_prototypes: int = 3000, temperature: float = 
           local_size: int = 96, global_area: tuple[float, float] = (0.14, 1.0),
           local_area: tuple[float, float] = (0.05, 0.14), hidden: int = 1024, out: int = 128,
           queue_size: int = 0, queue_start_step: int = 0,
-          freeze_prototypes_steps: int = 0) -> Task:
+          freeze_prototypes_steps: int = 0, blur_kernel: int = 0) -> Task:
   """SwAV. `num_prototypes` K, `temperature`, `epsilon` and `sinkhorn_iterations` (the
   paper's 3000, 0.1, 0.05, 3); multi-crop: 2 global views at the input size and `num_local`
   views of `local_size` px (the paper: 6 x 96 beside 2 x 224), their crop areas;
   `queue_size` (0: none; a multiple of the global batch) of global-crop embeddings per
-  global crop, used once full from `queue_start_step`; `freeze_prototypes_steps`."""
+  global crop, used once full from `queue_start_step`; `freeze_prototypes_steps`;
+  `blur_kernel` (0: 10% of each crop's side; SwAV's code: 23 px on every crop)."""
   if temperature <= 0 or epsilon <= 0 or sinkhorn_iterations < 1 or num_prototypes < 2:
     raise ValueError(f"swav temperature={temperature} and epsilon={epsilon} must be > 0, "
                      f"sinkhorn_iterations={sinkhorn_iterations} >= 1, num_prototypes="
@@ -100,6 +103,7 @@ def build(backbone: nn.Module, num_prototypes: int = 3000, temperature: float = 
     raise ValueError(f"swav num_local={num_local} and queue_size={queue_size} must be >= 0, "
                      f"local_size={local_size} >= 1.")
   num_crops = 2 + num_local
+  base = dataclasses.replace(SIMCLR_VIEW, blur_kernel=blur_kernel)
 
   def make_batch(rng, images, labels=None, step=0):
     del labels
@@ -108,7 +112,7 @@ def build(backbone: nn.Module, num_prototypes: int = 3000, temperature: float = 
       raise ValueError(f"swav queue_size={queue_size} is not a multiple of the global batch "
                        f"({b}); use e.g. {b * max(1, queue_size // b)}.")
     specs, sizes = multi_crop_specs(images.shape[1], local_size, num_local,
-                                    tuple(global_area), tuple(local_area))
+                                    tuple(global_area), tuple(local_area), base)
     views = multi_view(rng, images, specs, sizes)
     group = lambda vs: jnp.stack(vs, axis=1).reshape((-1,) + vs[0].shape[1:])
     crops = (group(views[:2]),) + ((group(views[2:]),) if num_local else ())

@@ -112,6 +112,19 @@ def check_num_classes(config, dataset_classes: int) -> None:
                      f"{dataset_classes}.")
 
 
+def check_queue_fits(config, task: Task, source_images: int | None) -> None:
+  """A queue of negatives holding a quarter of the set or more would hold each query's own
+  image, in a stale key, among its negatives (MoCo's 65,536 keys are 5% of ImageNet)."""
+  held = task.memory.queued_images if task.memory is not None else 0
+  if source_images and held > source_images // 4:
+    batch = config.pretrain.batch_size
+    fits = max(batch, source_images // 4 // batch * batch)
+    raise ConfigError(f"task.options.queue_size={held} holds more than a quarter of the "
+                      f"{source_images} pretraining images, so queries would meet stale keys "
+                      f"of their own images as negatives; set --config.task.options.queue_size="
+                      f"{fits} or less (a multiple of the batch).")
+
+
 def check_has_color(images: np.ndarray, dataset: str, task: str) -> None:
   """A grayscale set stored as RGB (equal channels) would teach colorization nothing, silently."""
   if images.shape[-1] == 3 and (images[..., :1] == images).all():
@@ -271,6 +284,7 @@ def pretrain(config, workdir: str, *, print_fn=print, mesh: Mesh | None = None) 
   if task.needs_labels:
     check_num_classes(config, data_lib.num_classes(builder))
   source_images = pc.subset_size or data_lib.pipeline.split_size(builder, pc.split)
+  check_queue_fits(config, task, source_images)
   steps_per_epoch = max(1, (source_images or pc.batch_size) // pc.batch_size)
   tx = make_optimizer(config.optim, pc.steps, steps_per_epoch)
   ckpt_lib.claim_workdir(workdir, config.experiment, task.name, shape_fields(config))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import jax
 import optax
 
+from sslflax.errors import ConfigError
+
 OPTIMIZERS = ("adam", "adamw", "sgd", "lars")
 SCHEDULES = ("constant", "cosine", "step", "exponential", "plateau")
 
@@ -17,7 +19,8 @@ def make_schedule(optim, total_steps: int, steps_per_epoch: int) -> optax.Schedu
     return optax.constant_schedule(lr)
   if optim.schedule == "cosine":
     return optax.warmup_cosine_decay_schedule(0.0, lr, min(optim.warmup_steps, total_steps // 2),
-                                              max(total_steps, 1))
+                                              max(total_steps, 1),
+                                              end_value=optim.get("final_lr", 0.0))
   if optim.schedule == "step":
     bounds = {int(e * steps_per_epoch): optim.decay_factor for e in optim.decay_epochs}
     return optax.piecewise_constant_schedule(lr, bounds)
@@ -39,7 +42,7 @@ def reduce_on_plateau(optim, steps_per_epoch: int) -> optax.GradientTransformati
 
 
 def make_optimizer(optim, total_steps: int, steps_per_epoch: int) -> optax.GradientTransformation:
-  """optim.name: 'adam' | 'adamw' | 'sgd' (Nesterov momentum optim.momentum) | 'lars' (see
+  """optim.name: 'adam' | 'adamw' | 'sgd' (see `sgd`) | 'lars' (see
   `lars`); weight decay optim.weight_decay (L2 added to the gradient for adam/sgd, decoupled
   for adamw, inside LARS's trust ratio for lars);
   optim.schedule 'plateau' adds `reduce_on_plateau`."""
@@ -55,11 +58,33 @@ def weights_only(params):
 
 
 def lars(optim, schedule: optax.Schedule) -> optax.GradientTransformation:
-  """LARS (You et al. 2017) as SimCLR trains with it: momentum optim.momentum, trust
-  coefficient 0.001, and both weight decay and the trust ratio applied to kernels only
-  (SimCLR excludes biases and BatchNorm parameters)."""
-  return optax.lars(schedule, weight_decay=optim.weight_decay, weight_decay_mask=weights_only,
-                    trust_ratio_mask=weights_only, momentum=optim.momentum)
+  """LARS (You et al. 2017): momentum optim.momentum, trust coefficient 0.001. With
+  optim.lars_kernels_only (SimCLR's, BYOL's), weight decay and the trust ratio apply to
+  kernels only, biases and BatchNorm parameters excluded; without it to every parameter
+  (SwAV's SGD wrapped in LARC, clip=False)."""
+  mask = weights_only if optim.get("lars_kernels_only", True) else True
+  return optax.lars(schedule, weight_decay=optim.weight_decay, weight_decay_mask=mask,
+                    trust_ratio_mask=mask, momentum=optim.momentum)
+
+
+def sgd(optim, schedule: optax.Schedule) -> optax.GradientTransformation:
+  """SGD with momentum optim.momentum (Nesterov's when optim.nesterov; MoCo and DeepCluster
+  use plain momentum), and plain SGD, without momentum, for the top-level parameters named in
+  optim.no_momentum (DeepCluster's top layer: its own momentum-free optimiser)."""
+  with_momentum = optax.sgd(schedule, momentum=optim.momentum,
+                            nesterov=bool(optim.get("nesterov", False)))
+  plain = tuple(optim.get("no_momentum", ()))
+  if not plain:
+    return with_momentum
+
+  def labels(params):
+    unknown = sorted(set(plain) - set(params))
+    if unknown:
+      raise ConfigError(f"optim.no_momentum names {unknown}, which the model does not have; "
+                       f"its top-level parameters are {sorted(params)}.")
+    return {name: "plain" if name in plain else "momentum" for name in params}
+
+  return optax.multi_transform({"momentum": with_momentum, "plain": optax.sgd(schedule)}, labels)
 
 
 def _base_optimizer(optim, schedule: optax.Schedule) -> optax.GradientTransformation:
@@ -70,7 +95,7 @@ def _base_optimizer(optim, schedule: optax.Schedule) -> optax.GradientTransforma
   if optim.name == "adam":
     base = optax.adam(schedule)
   elif optim.name == "sgd":
-    base = optax.sgd(schedule, momentum=optim.momentum, nesterov=True)
+    base = sgd(optim, schedule)
   else:
     raise ValueError(f"unknown optim.name {optim.name!r}; choose one of {OPTIMIZERS}.")
   if optim.weight_decay:

@@ -164,6 +164,9 @@ class ViewSpec:
   grayscale_prob: float = 0.2
   blur_prob: float = 0.5
   blur_sigma: tuple[float, float] = (0.1, 2.0)  # pixels at 224 px; scaled with the view's side
+  # 0: a kernel of 10% of the view's side, blur_sigma scaled from 224 px (SimCLR's). > 0: that
+  # kernel, with blur_sigma in the view's own pixels, at every view size (SwAV's 23 px).
+  blur_kernel: int = 0
   solarize_prob: float = 0.0
 
   def __post_init__(self):
@@ -180,6 +183,10 @@ BYOL_VIEWS = (ViewSpec(brightness=0.4, contrast=0.4, saturation=0.2, hue=36.0, b
                        solarize_prob=0.0),
               ViewSpec(brightness=0.4, contrast=0.4, saturation=0.2, hue=36.0, blur_prob=0.1,
                        solarize_prob=0.2))
+# MoCo v2's views (main_moco.py --aug-plus): crop 0.2-1 of the area, ColorJitter(0.4, 0.4,
+# 0.4, 0.1) at p 0.8 ("not strengthened", unlike SimCLR's 0.8 s), grayscale p 0.2, blur p 0.5.
+MOCO_V2_VIEW = ViewSpec(crop_area=(0.2, 1.0), brightness=0.4, contrast=0.4, saturation=0.4,
+                        hue=36.0)
 BLUR_REFERENCE_SIDE = 224  # the papers' sigmas are in pixels of a 224 px view
 
 
@@ -195,7 +202,9 @@ def random_view(rng: jax.Array, images: jax.Array, spec: ViewSpec, size: int) ->
                             spec.saturation, spec.hue)
   if spec.grayscale_prob > 0:
     x = random_grayscale(k_gray, x, spec.grayscale_prob)
-  if spec.blur_prob > 0:
+  if spec.blur_prob > 0 and spec.blur_kernel:
+    x = random_gaussian_blur(k_blur, x, spec.blur_prob, tuple(spec.blur_sigma), spec.blur_kernel)
+  elif spec.blur_prob > 0:
     x = random_gaussian_blur(k_blur, x, spec.blur_prob, scaled_sigma(spec.blur_sigma, size))
   if spec.solarize_prob > 0:
     x = random_solarize(k_solar, x, spec.solarize_prob)
