@@ -233,11 +233,11 @@ def test_moco_queue_fits_every_paper_subset_and_a_larger_one_is_refused():
     queue, subset = config.task.options.queue_size, config.pretrain.subset_size
     assert queue <= subset // 4 and queue % config.pretrain.batch_size == 0, variant
     task = make_task("moco", tiny_backbone(), queue_size=queue)
-    check_queue_fits(config, task, subset)
+    check_queue_fits(task, subset, config.pretrain.batch_size)
   config = load_config("moco", "paper")
   task = make_task("moco", tiny_backbone(), queue_size=65536)
   with pytest.raises(ConfigError, match=r"queue_size=65536 .* 30000 .*queue_size=7424 or less"):
-    check_queue_fits(config, task, 30_000)
+    check_queue_fits(task, 30_000, config.pretrain.batch_size)
 
 
 def test_view_based_paper_variants_take_no_second_host_crop():

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from sslflax.tasks.base import Memory, Task, register
-from sslflax.tasks.joint import MLP, l2_normalize, split_views
+from sslflax.tasks.joint import MLP, image_major, l2_normalize, split_views
 from sslflax.transforms.views import SIMCLR_VIEW, multi_crop_specs, multi_view
 
 
@@ -114,8 +114,7 @@ def build(backbone: nn.Module, num_prototypes: int = 3000, temperature: float = 
     specs, sizes = multi_crop_specs(images.shape[1], local_size, num_local,
                                     tuple(global_area), tuple(local_area), base)
     views = multi_view(rng, images, specs, sizes)
-    group = lambda vs: jnp.stack(vs, axis=1).reshape((-1,) + vs[0].shape[1:])
-    crops = (group(views[:2]),) + ((group(views[2:]),) if num_local else ())
+    crops = (image_major(views[:2]),) + ((image_major(views[2:]),) if num_local else ())
     return crops, {"frozen": step < freeze_prototypes_steps}
 
   def crop_scores(outputs, prototypes):

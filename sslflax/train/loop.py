@@ -112,13 +112,12 @@ def check_num_classes(config, dataset_classes: int) -> None:
                      f"{dataset_classes}.")
 
 
-def check_queue_fits(config, task: Task, source_images: int | None) -> None:
+def check_queue_fits(task: Task, source_images: int | None, batch_size: int) -> None:
   """A queue of negatives holding a quarter of the set or more would hold each query's own
   image, in a stale key, among its negatives (MoCo's 65,536 keys are 5% of ImageNet)."""
   held = task.memory.queued_images if task.memory is not None else 0
   if source_images and held > source_images // 4:
-    batch = config.pretrain.batch_size
-    fits = max(batch, source_images // 4 // batch * batch)
+    fits = max(batch_size, source_images // 4 // batch_size * batch_size)
     raise ConfigError(f"task.options.queue_size={held} holds more than a quarter of the "
                       f"{source_images} pretraining images, so queries would meet stale keys "
                       f"of their own images as negatives; set --config.task.options.queue_size="
@@ -284,7 +283,7 @@ def pretrain(config, workdir: str, *, print_fn=print, mesh: Mesh | None = None) 
   if task.needs_labels:
     check_num_classes(config, data_lib.num_classes(builder))
   source_images = pc.subset_size or data_lib.pipeline.split_size(builder, pc.split)
-  check_queue_fits(config, task, source_images)
+  check_queue_fits(task, source_images, pc.batch_size)
   steps_per_epoch = max(1, (source_images or pc.batch_size) // pc.batch_size)
   tx = make_optimizer(config.optim, pc.steps, steps_per_epoch)
   ckpt_lib.claim_workdir(workdir, config.experiment, task.name, shape_fields(config))
