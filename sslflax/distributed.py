@@ -21,6 +21,7 @@ def initialize() -> None:
   given = {name: os.environ.get(name) for name in ENV_VARS}
   if not any(given.values()):
     jax.distributed.initialize()
+    checkpoint_barriers_through_coordinator()
     return
   missing = [name for name, value in given.items() if not value]
   if missing:
@@ -29,6 +30,20 @@ def initialize() -> None:
   jax.distributed.initialize(coordinator_address=given["JAX_COORDINATOR_ADDRESS"],
                              num_processes=int(given["JAX_NUM_PROCESSES"]),
                              process_id=int(given["JAX_PROCESS_ID"]))
+  checkpoint_barriers_through_coordinator()
+
+
+def checkpoint_barriers_through_coordinator() -> None:
+  """Orbax's barriers wait at the coordination service (5 minutes) instead of in a collective.
+
+  Orbax's default barrier is a collective over one device per process, and the first
+  collective of a device group must meet the other processes within a fixed 30 s: a process
+  that reached its checkpoint manager 30 s after the other (a loaded 2-core CI machine) failed
+  both. `parse` sets the flag whether or not the command line has been parsed.
+  """
+  from absl import flags
+  import orbax.checkpoint  # noqa: F401  (defines the flag)
+  flags.FLAGS["experimental_orbax_use_distributed_barrier"].parse("true")
 
 
 def console_printer():

@@ -272,18 +272,44 @@ def free_port() -> int:
     return s.getsockname()[1]
 
 
+# sslflax.main, with its first checkpoint manager made late by the first argument's seconds
+# (patched once the job is joined: importing sslflax.train earlier would start JAX's backend)
+LATE_MAIN = """import sys, time
+from sslflax import distributed, main
+delays, start = [float(sys.argv.pop(1))], distributed.start
+def start_with_a_late_checkpoint_manager(multihost):
+  printer = start(multihost)
+  from sslflax.train import checkpoint
+  made = checkpoint.make_manager
+  def late(*args, **kwargs):
+    time.sleep(delays.pop() if delays else 0)
+    return made(*args, **kwargs)
+  checkpoint.make_manager = late
+  return printer
+distributed.start = start_with_a_late_checkpoint_manager
+main.cli()
+"""
+
+LATE_S = 35  # past the 30 s in which the first collective of a device group must meet
+
+
 @pytest.mark.slow
 @pytest.mark.multiprocess
 @pytest.mark.subprocess
 def test_two_processes_join_one_job_and_train_together(tmp_path):
-  """jax.distributed on 2 local CPU processes (2 devices each): one 4-device data-parallel run."""
+  """jax.distributed on 2 local CPU processes (2 devices each): one 4-device data-parallel run.
+
+  Process 1 reaches its checkpoint manager 35 s after process 0 (as a loaded CI machine once
+  made it): Orbax's barrier must wait at the coordination service, not in a gloo collective,
+  which fails both processes after 30 s."""
   env = {**os.environ, "XLA_FLAGS": xla_flags(2),
          "JAX_COORDINATOR_ADDRESS": f"localhost:{free_port()}", "JAX_NUM_PROCESSES": "2"}
-  command = [sys.executable, "-m", "sslflax.main", "--multihost",
-             "--config=configs/rotation.py:smoke", f"--workdir={tmp_path}"]
+  args = ["--multihost", "--config=configs/rotation.py:smoke", f"--workdir={tmp_path}"]
+  commands = [[sys.executable, "-m", "sslflax.main", *args],
+              [sys.executable, "-c", LATE_MAIN, str(LATE_S), *args]]
   procs = [subprocess.Popen(command, cwd=ROOT, env={**env, "JAX_PROCESS_ID": str(i)},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-           for i in range(2)]
+           for i, command in enumerate(commands)]
   outputs = [p.communicate(timeout=300)[0] for p in procs]
   assert [p.returncode for p in procs] == [0, 0], outputs
   results = json.loads((tmp_path / "results.json").read_text())
