@@ -132,6 +132,7 @@ def get_base_config(experiment: str, variant: str | None) -> ml_collections.Conf
   c.linear_eval.test_split = "test"
   c.linear_eval.image_size = 64  # as pretraining; at 32 px rotation gained half as much
   c.linear_eval.image_size_per_dataset = ()  # ((dataset, size), ...) where it differs
+  c.linear_eval.squash = False  # True: resize the whole image to image_size^2 (no crop)
   c.linear_eval.splits_per_dataset = ()  # ((dataset, train split, test split), ...) where they differ
   c.linear_eval.taps = ("all",)  # conv1..conv5 in one pass; ('conv3',) for the seed's tap
   c.linear_eval.epochs = 30
@@ -140,6 +141,12 @@ def get_base_config(experiment: str, variant: str | None) -> ml_collections.Conf
   c.linear_eval.decay_per_epoch = 0.98
   c.linear_eval.weight_decay = 5e-4
   c.linear_eval.train_subset = ml_collections.FieldReference(None, field_type=int)
+  # The probe's optimiser: 'adam' (lr, weight_decay above) or 'sgd' (momentum 0.9: the
+  # per-layer protocol of Kolesnikov et al., VISSL, RotNet); probe_lr and probe_weight_decay
+  # replace lr and weight_decay for the probe only (None: the same as the fine-tune's).
+  c.linear_eval.probe_optimizer = "adam"
+  c.linear_eval.probe_lr = ml_collections.FieldReference(None, field_type=float)
+  c.linear_eval.probe_weight_decay = ml_collections.FieldReference(None, field_type=float)
   c.linear_eval.input = "task"  # 'task': the task's own probe input (colorization: lightness); 'rgb'
   c.linear_eval.compare_random = True  # probe random init beside the result (same data, probe, seed)
   # 'probe': linear probes on frozen taps. 'finetune': conv1..conv{freeze_layer} frozen (BN in
@@ -193,6 +200,7 @@ def get_base_config(experiment: str, variant: str | None) -> ml_collections.Conf
     c.linear_eval.datasets = ("cifar10", "svhn_cropped", "oxford_flowers102")
     c.linear_eval.image_size = 64  # the seed resized CIFAR/SVHN to 64 and kept Flowers at 224
     c.linear_eval.image_size_per_dataset = (("oxford_flowers102", 224),)
+    c.linear_eval.squash = True  # the seed's Resize((224, 224)): Flowers squashed, not cropped
     # The seed trained Flowers on 6,552 images and tested on 818 (an 80/10 split of all 8,189).
     # TFDS's train (1,020) is 10 per class; its larger split is test (6,149). The nearest with
     # TFDS's splits: train on train+test (7,169), test on validation (1,020).
@@ -208,4 +216,8 @@ def get_base_config(experiment: str, variant: str | None) -> ml_collections.Conf
     c.linear_eval.batch_size = 512
     c.linear_eval.lr = 1e-4
     c.linear_eval.decay_per_epoch = 0.98
+    # --config.linear_eval.mode=probe: the per-layer protocol the surveys compare with
+    c.linear_eval.probe_optimizer = "sgd"
+    c.linear_eval.probe_lr = 0.01
+    c.linear_eval.probe_weight_decay = 5e-4
   return c

@@ -12,7 +12,7 @@ def get_config(arg: str | None = None):
   config.task.options.color_strength = 0.5  # s: the paper's CIFAR setting (1.0 on ImageNet)
   config.task.options.blur_prob = 0.0  # the paper's CIFAR setting: no blur (0.5 on ImageNet)
   config.model.dropout = 0.0
-  config.model.zero_init_residual = True  # with a ResNet (model.name=resnet18): as its code  # two views of one image must not get different masks
+  config.model.zero_init_residual = True  # with a ResNet (model.name=resnet18): as its code
   if config.variant == "default":
     config.pretrain.batch_size = 128  # x 2 views: 256 forward images a step, as rotation's
   # LARS, linear warm-up and cosine decay (the paper); lr 0.075 sqrt(batch), its rule for
@@ -30,5 +30,6 @@ def get_config(arg: str | None = None):
     config.task.options.color_strength = 1.0
     config.task.options.blur_prob = 0.5
     config.task.options.hidden = 4096
+    config.task.options.output_batch_norm = True  # its code: the projection ends in BN
     config.optim.lr = batch_scaled_lr(config, 0.3, "linear")
   return config

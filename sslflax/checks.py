@@ -48,6 +48,15 @@ def check_values(config) -> None:
     raise ConfigError(f"linear_eval.input={config.linear_eval.input!r}: choose 'task' (the "
                       f"task's own probe input, e.g. colorization's lightness) or 'rgb'.")
   le = config.linear_eval
+  if le.probe_optimizer not in ("adam", "sgd"):  # evaluate.linear.PROBE_OPTIMIZERS
+    raise ConfigError(f"linear_eval.probe_optimizer={le.probe_optimizer!r}: choose 'adam' or "
+                      f"'sgd' (momentum 0.9, the per-layer protocol).")
+  for name in ("probe_lr", "probe_weight_decay"):
+    value = le[name]
+    if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value)
+                                  and value >= 0):
+      raise ConfigError(f"linear_eval.{name}={value!r} must be a finite number >= 0, or None "
+                        f"for linear_eval.{name[len('probe_'):]}.")
   if le.mode not in ("probe", "finetune"):
     raise ConfigError(f"linear_eval.mode={le.mode!r}: choose 'probe' (linear probes on frozen "
                       f"taps) or 'finetune' (train above linear_eval.freeze_layer).")

@@ -16,7 +16,8 @@ from sslflax import checks, compilation_cache
 from sslflax.errors import CheckpointError
 from sslflax.evaluate import stats
 from sslflax.evaluate.finetune import finetune_eval, num_fc_layers
-from sslflax.evaluate.linear import config_taps, linear_eval, probe_splits
+from sslflax.evaluate.linear import (config_taps, describe_probe, linear_eval, probe_protocol,
+                                     probe_splits)
 from sslflax.models import get_backbone
 from sslflax.results import RANDOM_INIT, results_file
 from sslflax.train import checkpoint as ckpt_lib
@@ -97,7 +98,8 @@ def plan(config, workdir: str, mesh) -> str:
     probe = (f"fine-tune ({frozen}) for {le.finetune_epochs} epochs on "
              f"{', '.join(le.datasets)} ({le.test_split})")
   else:
-    probe = f"probe {', '.join(config_taps(config))} on {', '.join(le.datasets)} ({le.test_split})"
+    probe = (f"probe {', '.join(config_taps(config))} on {', '.join(le.datasets)} "
+             f"({le.test_split}; {describe_probe(probe_protocol(le))})")
   beside = " beside random init" if config.task.name != RANDOM_INIT and le.compare_random else ""
   return f"[{config.experiment}] {first}; then {probe}{beside}; {devices}; workdir {workdir}"
 
@@ -147,6 +149,7 @@ def run(config, workdir: str, *, print_fn=print, mesh=None) -> dict[str, Any]:
       "test_images": test_images,
       "probe_input": input_name,
       "mode": le.mode,
+      "probe": probe_protocol(le) if not finetuning else None,
       "freeze_layer": le.freeze_layer if finetuning else None,
       "comparison": {dataset: stats.comparison(top1, baseline and baseline[dataset],
                                                test_images[dataset])

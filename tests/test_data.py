@@ -209,3 +209,24 @@ def test_subsets_of_an_unlabelled_folder(tmp_path):
                     subset_size=4, need_labels=False, data_dir=str(tmp_path / "tfds"))
   images = np.concatenate([b["image"] for b in ds.as_numpy_iterator()])
   assert len(images) == 4 and len({im.tobytes() for im in images}) == 4
+
+
+def test_squash_keeps_the_whole_image_where_the_crop_cuts_its_sides():
+  """linear_eval.squash (the seed's Resize((224, 224)) of Flowers): a 40 x 80 image whose left
+  and right fifths are red keeps both in a squashed 32 x 32 (PIL's bilinear resize of the
+  whole image), where the central crop of the shorter side at 32 keeps only blue."""
+  import tensorflow as tf
+  from sslflax.data.pipeline import preprocess
+  image = np.zeros((40, 80, 3), np.uint8)
+  image[:, :, 2] = 255
+  image[:, :16], image[:, 64:] = (255, 0, 0), (255, 0, 0)
+  squashed = preprocess(tf.constant(image), 32, train=False, squash=True).numpy()
+  cropped = preprocess(tf.constant(image), 32, train=False).numpy()
+  assert squashed.shape == cropped.shape == (32, 32, 3)
+  expect = np.asarray(Image.fromarray(image).resize((32, 32), Image.BILINEAR))
+  np.testing.assert_allclose(squashed.astype(int), expect.astype(int), atol=1)
+  assert (squashed[:, :5, 0] == 255).all() and (squashed[:, -5:, 0] == 255).all()
+  assert (cropped[..., 0] == 0).all()
+  trained = preprocess(tf.constant(image), 32, train=True, seed=tf.constant([0, 1], tf.int64),
+                       squash=True).numpy()
+  np.testing.assert_array_equal(trained, squashed)  # no random crop when squashing

@@ -37,6 +37,7 @@ def test_smoke_experiment_end_to_end_on_the_embedded_sample(name, tmp_path, requ
   assert top1 > 0.2  # 10 classes: even random conv features beat chance (0.1) clearly
   assert on_disk["experiment"] == config.experiment
   assert on_disk["probe_input"] == ("lightness" if name == "colorize" else "rgb")
+  assert on_disk["probe"]["optimizer"] == "adam" and on_disk["probe"]["lr"] == 1e-3
   # Every result stands beside random init on the same data and probe, with its SE.
   n = on_disk["test_images"]["sslflax_sample/fashion"]
   assert n == 500  # the smoke variant probes test[:500]

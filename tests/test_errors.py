@@ -164,6 +164,8 @@ def test_the_console_shows_only_sslflax_lines_unless_verbose(tmp_path):
     ("rotation", {"pretrain.batch_size": 12}, "not divisible by the 8 devices"),
     ("supervised", {"task.options.num_classes": 3}, "task.options.num_classes=3"),
     ("rotation", {"linear_eval.mode": "tune"}, "linear_eval.mode='tune'"),
+    ("rotation", {"linear_eval.probe_optimizer": "lbfgs"}, "linear_eval.probe_optimizer='lbfgs'"),
+    ("rotation", {"linear_eval.probe_lr": -0.1}, "linear_eval.probe_lr=-0.1"),
     ("rotation", {"linear_eval.freeze_layer": 6}, "linear_eval.freeze_layer=6 must be 0..5"),
     ("rotation", {"linear_eval.finetune_epochs": 0}, "linear_eval.finetune_epochs=0"),
     ("rotation", {"optim.plateau_factor": 1.5}, "optim.plateau_factor=1.5"),

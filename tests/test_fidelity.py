@@ -198,6 +198,7 @@ def test_simclr_projector_ends_in_batch_norm_without_centre_and_sums_both_views_
   from tests.helpers import TINY_TASK_OPTIONS, photo_crops
   default = make_task("simclr", tiny_backbone(dropout=0.0), **TINY_TASK_OPTIONS["simclr"])
   assert not default.model.projector_output_batch_norm  # an option until measured (design.md)
+  assert load_config("simclr", "paper").task.options.output_batch_norm  # the authors' setting
   task = make_task("simclr", tiny_backbone(dropout=0.0), output_batch_norm=True,
                    **TINY_TASK_OPTIONS["simclr"])
   inputs, targets = task.make_batch(jax.random.key(0), jnp.asarray(photo_crops(8, 32)))
@@ -224,6 +225,8 @@ def test_every_method_fine_tunes_with_the_seeds_dropout():
     net = finetune_network(backbone_from_config(config),
                            {"params": {"fc6": {}, "fc7": {}}}, config.linear_eval)
     assert net.dropout == 0.5 and net.num_fc == 2 and net.frozen_layers == 3, name
+    # the seed's Resize((224, 224)): Flowers squashed whole, not cropped (tests/test_data.py)
+    assert config.linear_eval.squash and not load_config(name, None).linear_eval.squash, name
 
 
 def test_moco_queue_fits_every_paper_subset_and_a_larger_one_is_refused():
@@ -357,3 +360,26 @@ def test_simclr_and_byol_resnets_start_each_block_at_the_identity():
       if block.startswith("res"):
         assert (np.asarray(leaves["bn2"]["scale"]) == 0).all() == zero, (name, block)
         assert (np.asarray(leaves["bn1"]["scale"]) == 1).all()
+
+
+def test_the_paper_probe_is_sgd_with_momentum_as_the_per_layer_protocol():
+  """Kolesnikov et al., VISSL and RotNet probe each layer with SGD, momentum 0.9, lr 0.01,
+  weight decay 5e-4; the :paper variants do, the default keeps Adam. Three steps of the
+  probe's optimiser on a quadratic equal PyTorch's SGD written as a numpy loop."""
+  from sslflax.evaluate.linear import probe_optimizer, probe_protocol
+  paper, default = probe_protocol(load_config("rotation", "paper").linear_eval), \
+      probe_protocol(load_config("rotation", None).linear_eval)
+  assert (paper["optimizer"], paper["lr"], paper["weight_decay"]) == ("sgd", 0.01, 5e-4)
+  assert (default["optimizer"], default["lr"], default["weight_decay"]) == ("adam", 1e-3, 5e-4)
+  target = np.array([1.0, -2.0, 0.5], np.float32)
+  tx = probe_optimizer("sgd", 0.01, 5e-4, decay_per_epoch=0.5, steps_per_epoch=2)
+  w = jnp.zeros(3) + 0.3
+  state = tx.init(w)
+  expect, velocity = np.full(3, 0.3, np.float64), np.zeros(3)
+  for step in range(3):
+    w_update, state = tx.update(w - target, state, w)  # the gradient of 0.5 |w - target|^2
+    w = w + w_update
+    lr = 0.01 * 0.5 ** (step / 2)  # exponential decay per epoch of 2 steps, as optax's
+    velocity = 0.9 * velocity + (expect - target) + 5e-4 * expect
+    expect = expect - lr * velocity
+  np.testing.assert_allclose(np.asarray(w), expect, rtol=1e-6)

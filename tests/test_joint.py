@@ -293,26 +293,42 @@ def test_solarize_equals_pil():
 
 
 def numpy_jitter(image, order, factors, angle):
-  """torchvision's ColorJitter ops one by one, clipped after each (hue as a YIQ turn)."""
-  luma = np.array([0.2125, 0.7154, 0.0721])
-  yiq = np.array([[0.299, 0.587, 0.114], [0.59590059, -0.27455667, -0.32134392],
-                  [0.21153661, -0.52273617, 0.31119955]])
+  """torchvision's ColorJitter ops one by one, clipped after each: its gray weights, the full
+  image's mean gray as contrast's pivot, the hue shifted in HSV by colorsys, pixel by pixel."""
+  import colorsys
+  luma = np.array([0.2989, 0.587, 0.114])
   x = image.astype(np.float64)
   for op in order:
     if op == 0:
       x = x * factors[0]
     elif op == 1:
-      mean = (x[::4, ::4] @ luma).mean()
+      mean = (x @ luma).mean()
       x = mean + factors[1] * (x - mean)
     elif op == 2:
       gray = (x @ luma)[..., None]
       x = gray + factors[2] * (x - gray)
     else:
-      t = np.deg2rad(angle)
-      turn = np.array([[1, 0, 0], [0, np.cos(t), -np.sin(t)], [0, np.sin(t), np.cos(t)]])
-      x = x @ (np.linalg.inv(yiq) @ turn @ yiq).T
+      hsv = [colorsys.rgb_to_hsv(*pixel) for pixel in x.reshape(-1, 3)]
+      x = np.array([colorsys.hsv_to_rgb((h + angle / 360) % 1.0, s, v) for h, s, v in hsv]
+                   ).reshape(x.shape)
     x = np.clip(x, 0, 1)
   return x
+
+
+def test_view_hue_hsv_and_gray_equal_tf_image():
+  """The views' colour conventions are the authors' (torchvision's, tf.image's): HSV hue and
+  0.2989/0.587/0.114 gray, checked against tf.image's own implementation."""
+  import tensorflow as tf
+  images = photo_crops(6, 16, seed=7).astype(np.float32) / 255
+  np.testing.assert_allclose(np.asarray(T.rgb_to_hsv(jnp.asarray(images))),
+                             tf.image.rgb_to_hsv(images).numpy(), atol=2e-6)
+  turns = np.array([-0.5, -0.2, -0.05, 0.1, 0.25, 0.45], np.float32)
+  ours = np.asarray(T.adjust_hue(jnp.asarray(images), jnp.asarray(turns)))
+  for image, turn, got in zip(images, turns, ours):
+    np.testing.assert_allclose(got, tf.image.adjust_hue(image, turn).numpy(), atol=2e-5)
+  gray = np.asarray(T.random_grayscale(jax.random.key(0), jnp.asarray(images), 1.0, T.VIEW_LUMA))
+  np.testing.assert_allclose(gray, np.repeat(tf.image.rgb_to_grayscale(images).numpy(), 3, -1),
+                             atol=1e-6)
 
 
 def test_color_jitter_applies_the_ops_in_the_drawn_order():

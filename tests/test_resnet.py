@@ -123,3 +123,58 @@ def test_a_workdir_records_only_its_backbones_shape_fields():
   fields = shape_fields(config)
   assert {k for k in fields if k.startswith("model.")} == {
       "model.name", "model.resnet_width", "model.cifar_stem"}
+
+
+def torchvision_to_flax(name: str, value: np.ndarray) -> tuple[str, tuple[str, ...], np.ndarray]:
+  """One torchvision state_dict entry -> (collection, path, value) in sslflax's ResNet:
+  layer{k}.{j} is res{k+1}_block{j}, downsample.0/.1 the shortcut and its BN, convolutions
+  OIHW -> HWIO, BN weight/bias/running_mean/running_var -> scale/bias/mean/var."""
+  parts = name.split(".")
+  if parts[0].startswith("layer"):
+    block = f"res{int(parts[0][5:]) + 1}_block{parts[1]}"
+    module = {"downsample.0": "shortcut", "downsample.1": "shortcut_bn"}.get(
+        ".".join(parts[2:4]), parts[2])
+    path = (block, module)
+  else:
+    path = (parts[0],)
+  leaf = parts[-1]
+  if value.ndim == 4:
+    return "params", path + ("kernel",), value.transpose(2, 3, 1, 0)
+  collection, key = {"weight": ("params", "scale"), "bias": ("params", "bias"),
+                     "running_mean": ("batch_stats", "mean"),
+                     "running_var": ("batch_stats", "var")}[leaf]
+  return collection, path + (key,), value
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+def test_same_weights_give_torchvisions_activations_at_64px(name):
+  """A reference made once with torchvision (launch/make_resnet_reference.py; CI needs no
+  torch): the same drawn weights in eval mode give torchvision's res2..res5 and pooled
+  features. The stem's max pool padded "SAME" ((0, 1) on a 32 px map) failed this from res2."""
+  import importlib.util
+  from tests.helpers import ROOT
+  spec = importlib.util.spec_from_file_location("make_resnet_reference",
+                                                ROOT / "launch" / "make_resnet_reference.py")
+  maker = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(maker)
+  reference = np.load(maker.OUT)
+  rng = np.random.default_rng(maker.SEED)
+  variables = {"params": {}, "batch_stats": {}}
+  for torch_name, shape in zip(reference[f"{name}/names"], reference[f"{name}/shapes"]):
+    value = maker.draw_weight(str(torch_name), tuple(int(s) for s in str(shape).split(",")), rng)
+    collection, path, value = torchvision_to_flax(str(torch_name), value)
+    node = variables[collection]
+    for key in path[:-1]:
+      node = node.setdefault(key, {})
+    node[path[-1]] = jnp.asarray(value)
+  net = make_backbone(name)
+  expected = jax.eval_shape(net.init, jax.random.key(0), jnp.zeros((1, 64, 64, 3)))
+  assert jax.tree.structure(expected) == jax.tree.structure(variables)  # every weight mapped
+  features, taps = jax.jit(functools.partial(net.apply, train=False))(
+      variables, jnp.asarray(reference["image"]))
+  for tap in ("res2", "res3", "res4", "res5"):
+    want = reference[f"{name}/{tap}"]
+    got = np.asarray(taps[tap])[..., :want.shape[-1]]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max(), err_msg=tap)
+  want = reference[f"{name}/pool5"]
+  np.testing.assert_allclose(np.asarray(features), want, rtol=1e-4, atol=1e-4 * np.abs(want).max())

@@ -212,14 +212,22 @@ def _subset_dataset(builder: tfds.core.DatasetBuilder, split: str, size: int, se
 
 
 def preprocess(image: tf.Tensor, size: int, train: bool, seed: tf.Tensor | None = None,
-               resize_to: int | None = None, flip: bool = False) -> tf.Tensor:
+               resize_to: int | None = None, flip: bool = False,
+               squash: bool = False) -> tf.Tensor:
   """Any image -> (size, size, 3) uint8: gray to RGB, shorter side to `resize_to` (default
   `size`), crop (random when training, central otherwise), then, when training with `flip`,
   a horizontal flip with probability 1/2 (the seed's Resize(256), RandomCrop(224),
-  RandomHorizontalFlip is resize_to=256, size=224, flip=True)."""
+  RandomHorizontalFlip is resize_to=256, size=224, flip=True). `squash`: the whole image
+  resized to size x size instead, its aspect not kept and nothing cropped (the seed's
+  Resize((224, 224)) of its downstream sets)."""
   image = image[..., :3]
   if image.shape[-1] == 1:
     image = tf.image.grayscale_to_rgb(image)
+  if squash:
+    image = tf.image.resize(image, (size, size), antialias=True)
+    if train and flip:
+      image = tf.image.stateless_random_flip_left_right(image, seed + 1)
+    return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
   shape = tf.shape(image)
   side = resize_to or size
   scale = side / tf.cast(tf.minimum(shape[0], shape[1]), tf.float32)
@@ -241,13 +249,13 @@ def make_dataset(name: str, split: str, *, image_size: int, batch_size: int, tra
                  seed: int = 0, subset_size: int | None = None, data_dir: str | None = None,
                  host_id: int = 0, host_count: int = 1, skip_batches: int = 0,
                  need_labels: bool = True, resize_to: int | None = None,
-                 flip: bool = False) -> tf.data.Dataset:
+                 flip: bool = False, squash: bool = False) -> tf.data.Dataset:
   """Batches {'image': uint8 (B, S, S, 3), 'label': int32 (B,)} of this host's share.
 
   train=True: shuffled (seeded), repeated forever, random crops, fixed batch
   shape; `skip_batches` resumes the exact stream of an interrupted run.
   train=False: one pass in order, central crops, the last batch may be smaller.
-  resize_to, flip: see `preprocess`.
+  resize_to, flip, squash: see `preprocess`.
   """
   builder = get_builder(name, data_dir)
   check_split(builder, split)
@@ -264,7 +272,7 @@ def make_dataset(name: str, split: str, *, image_size: int, batch_size: int, tra
 
   def to_example(index, ex):
     crop_seed = tf.stack([tf.cast(seed, tf.int64), index])
-    image = preprocess(ex["image"], image_size, train, crop_seed, resize_to, flip)
+    image = preprocess(ex["image"], image_size, train, crop_seed, resize_to, flip, squash)
     label = tf.cast(ex["label"], tf.int32) if has_label else tf.constant(-1, tf.int32)
     return {"image": image, "label": label}
 

@@ -152,7 +152,7 @@ def finetune(backbone: nn.Module, variables: dict[str, Any], dataset: str, confi
   tx = finetune_optimizer(le, steps_per_epoch, layer, backbone_of(backbone))
   settings = {k: le[k] for k in ("freeze_layer", "finetune_epochs", "batch_size", "lr",
                                  "decay_per_epoch", "weight_decay", "train_subset",
-                                 "finetune_dropout")}
+                                 "finetune_dropout", "squash")}
   settings.update(dataset=dataset, split=train_split, image_size=image_size, seed=config.seed,
                   input=None if input_fn is None else input_fn.__name__)
   key = fingerprint(variables, settings)
@@ -169,7 +169,8 @@ def finetune(backbone: nn.Module, variables: dict[str, Any], dataset: str, confi
     state = restored
     print_fn(f"[finetune] {model_name} on {dataset}: resumed from step {int(state.step)} "
              f"({run_dir})", flush=True)
-  common = dict(image_size=image_size, seed=config.seed, data_dir=config.pretrain.data_dir)
+  common = dict(image_size=image_size, seed=config.seed, data_dir=config.pretrain.data_dir,
+                squash=le.squash)
   train_ds = data_lib.make_dataset(
       dataset, train_split, batch_size=le.batch_size // jax.process_count(), train=True,
       subset_size=le.train_subset, host_id=jax.process_index(), host_count=jax.process_count(),

@@ -88,17 +88,49 @@ def extract(backbone, variables, ds, taps, mesh, input_fn=None
   return {t: np.concatenate(v) for t, v in feats.items()}, np.concatenate(labels)
 
 
+PROBE_OPTIMIZERS = ("adam", "sgd")
+
+
+def probe_protocol(le) -> dict[str, Any]:
+  """The probe's optimiser settings: linear_eval.probe_lr and probe_weight_decay fall back
+  to linear_eval.lr and weight_decay (which the fine-tune uses too)."""
+  return {"optimizer": le.probe_optimizer,
+          "lr": le.lr if le.probe_lr is None else le.probe_lr,
+          "weight_decay": le.weight_decay if le.probe_weight_decay is None
+          else le.probe_weight_decay,
+          "decay_per_epoch": le.decay_per_epoch, "epochs": le.epochs}
+
+
+def describe_probe(protocol: dict[str, Any]) -> str:
+  """'Adam lr 0.001, wd 0.0005' or 'SGD momentum 0.9 lr 0.01, wd 0.0005'."""
+  name = "Adam" if protocol["optimizer"] == "adam" else "SGD momentum 0.9"
+  return f"{name} lr {protocol['lr']:g}, wd {protocol['weight_decay']:g}"
+
+
+def probe_optimizer(optimizer: str, lr: float, weight_decay: float, decay_per_epoch: float,
+                    steps_per_epoch: int) -> optax.GradientTransformation:
+  """The probe's optax transform, lr decayed per epoch. 'adam': ours. 'sgd': momentum 0.9
+  with L2 weight decay in the gradient, the per-layer protocol of Kolesnikov et al., VISSL
+  and RotNet (PyTorch's SGD: v = 0.9 v + g + wd w; w -= lr v)."""
+  schedule = optax.exponential_decay(lr, steps_per_epoch, decay_per_epoch)
+  if optimizer not in PROBE_OPTIMIZERS:
+    raise ConfigError(f"linear_eval.probe_optimizer={optimizer!r}: choose one of "
+                      f"{list(PROBE_OPTIMIZERS)}.")
+  step = optax.adam(schedule) if optimizer == "adam" else optax.sgd(schedule, momentum=0.9)
+  return optax.chain(optax.add_decayed_weights(weight_decay), step)
+
+
 def train_linear_classifier(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
                             y_test: np.ndarray, num_classes: int, *, epochs: int, batch_size: int,
-                            lr: float, decay_per_epoch: float, weight_decay: float, seed: int) -> float:
-  """Softmax regression on standardised features (Adam, lr decayed per epoch); returns test top-1."""
+                            lr: float, decay_per_epoch: float, weight_decay: float, seed: int,
+                            optimizer: str = "adam") -> float:
+  """Softmax regression on standardised features (`probe_optimizer`); returns test top-1."""
   mean, std = x_train.mean(0), x_train.std(0) + 1e-6  # a parameter-free BatchNorm before the probe
   x_train = jnp.asarray((x_train - mean) / std)
   x_test = jnp.asarray((x_test - mean) / std)
   y_train = jnp.asarray(y_train)
   steps_per_epoch = max(1, -(-len(y_train) // batch_size))
-  tx = optax.chain(optax.add_decayed_weights(weight_decay),
-                   optax.adam(optax.exponential_decay(lr, steps_per_epoch, decay_per_epoch)))
+  tx = probe_optimizer(optimizer, lr, weight_decay, decay_per_epoch, steps_per_epoch)
   params = {"w": jnp.zeros((x_train.shape[1], num_classes)), "b": jnp.zeros((num_classes,))}
   opt_state = tx.init(params)
 
@@ -133,6 +165,7 @@ def linear_eval(backbone, models: dict[str, Any], config, mesh, *, print_fn=prin
   (random init beside a pretrained backbone).
   """
   le = config.linear_eval
+  protocol = probe_protocol(le)
   taps = resolve_taps(le.taps, backbone_of(backbone).taps)
   results: dict[str, dict[str, dict[str, float]]] = {name: {} for name in models}
   test_images = {}
@@ -143,7 +176,7 @@ def linear_eval(backbone, models: dict[str, Any], config, mesh, *, print_fn=prin
     classes = data_lib.num_classes(builder)
     image_size = dict(le.image_size_per_dataset).get(dataset, le.image_size)
     common = dict(image_size=image_size, batch_size=le.batch_size, train=False,
-                  seed=config.seed, data_dir=config.pretrain.data_dir)
+                  seed=config.seed, data_dir=config.pretrain.data_dir, squash=le.squash)
     train_split, test_split = probe_splits(le, dataset)
     train_ds = data_lib.make_dataset(dataset, train_split, subset_size=le.train_subset, **common)
     test_ds = data_lib.make_dataset(dataset, test_split, **common)
@@ -160,8 +193,9 @@ def linear_eval(backbone, models: dict[str, Any], config, mesh, *, print_fn=prin
       for tap in taps:
         top1 = train_linear_classifier(
             x_train[tap], y_train, x_test[tap], y_test, classes, epochs=le.epochs,
-            batch_size=min(le.batch_size, len(y_train)), lr=le.lr,
-            decay_per_epoch=le.decay_per_epoch, weight_decay=le.weight_decay, seed=config.seed)
+            batch_size=min(le.batch_size, len(y_train)), lr=protocol["lr"],
+            decay_per_epoch=le.decay_per_epoch, weight_decay=protocol["weight_decay"],
+            seed=config.seed, optimizer=protocol["optimizer"])
         results[name][dataset][tap] = top1
         done += 1
         eta = (time.time() - start) / done * (total - done)

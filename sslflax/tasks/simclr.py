@@ -61,9 +61,9 @@ def build(backbone: nn.Module, temperature: float = 0.1, hidden: int = 1024, out
     return 2.0 * value, {"accuracy": accuracy}
 
   # output_batch_norm: the projector's output layer batch-normalised with no centre, as
-  # SimCLR's code. Off by default: with it the tiny learning test (16 photos, 16-d output)
-  # stopped learning (loss ratio 0.99 after 40 Adam steps, 0.69 without); not yet measured
-  # at the default's size (docs/design.md).
+  # SimCLR's code, and so in the paper variants. Off in the default: with it the tiny
+  # learning test (16 photos, 16-d output) stopped learning (loss ratio 0.99 after 40 Adam
+  # steps, 0.69 without); not yet measured at the default's size (docs/design.md).
   model = EmbeddingNet(backbone, hidden, out, projector_output_batch_norm=output_batch_norm)
   return Task("simclr", make_batch, model, loss)
 

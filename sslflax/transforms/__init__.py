@@ -29,9 +29,10 @@ from sslflax.transforms.masks import (
     boundary_band, central_square_mask, fill_masked, random_block_mask)
 from sslflax.transforms.noise import gaussian_noise, masking_noise
 from sslflax.transforms.views import (
-    BYOL_VIEWS, JITTER_OPS, SIMCLR_VIEW, ViewSpec, blur_kernel_size, color_jitter_in_order,
-    gaussian_blur, gaussian_kernels, jitter_params, multi_crop_specs, multi_view, random_color_jitter, random_gaussian_blur,
-    random_solarize, random_view, solarize)
+    BYOL_VIEWS, JITTER_OPS, MOCO_V2_VIEW, SIMCLR_VIEW, VIEW_LUMA, ViewSpec, adjust_hue,
+    blur_kernel_size, color_jitter_in_order, gaussian_blur, gaussian_kernels, hsv_to_rgb,
+    jitter_params, multi_crop_specs, multi_view, random_color_jitter, random_gaussian_blur,
+    random_solarize, random_view, rgb_to_hsv, solarize)
 from sslflax.transforms.normalize import normalize_per_tile, standardize
 from sslflax.transforms.permutations import (
     apply_permutation, hamming_stats, invert_permutation, load_permutations,

@@ -7,6 +7,8 @@ functions draw one set of parameters per image from the key they are given.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -85,18 +87,21 @@ def lab_to_rgb(lab: jax.Array) -> jax.Array:
   return jnp.clip(rgb, 0.0, 1.0)
 
 
-def rgb_to_grayscale(rgb: jax.Array, keep_channels: bool = True) -> jax.Array:
-  """Luma (Rec. 709 weights); keeps 3 identical channels unless asked not to."""
-  gray = to_float(rgb) @ _LUMA
+def rgb_to_grayscale(rgb: jax.Array, keep_channels: bool = True,
+                     weights: Sequence[float] | jax.Array = _LUMA) -> jax.Array:
+  """Luma (Rec. 709 weights unless given: the views take torchvision's, 0.2989/0.587/0.114);
+  keeps 3 identical channels unless asked not to."""
+  gray = to_float(rgb) @ jnp.asarray(weights, jnp.float32)
   gray = gray[..., None]
   return jnp.repeat(gray, 3, axis=-1) if keep_channels else gray
 
 
-def random_grayscale(rng: jax.Array, images: jax.Array, prob: float) -> jax.Array:
+def random_grayscale(rng: jax.Array, images: jax.Array, prob: float,
+                     weights: Sequence[float] | jax.Array = _LUMA) -> jax.Array:
   """Turn each image to (3-channel) grayscale with probability `prob`."""
   images = to_float(images)
   pick = jax.random.bernoulli(rng, prob, (images.shape[0], 1, 1, 1))
-  return jnp.where(pick, rgb_to_grayscale(images), images)
+  return jnp.where(pick, rgb_to_grayscale(images, weights=weights), images)
 
 
 def jitter_factors(rng: jax.Array, batch: int, brightness: float = 0.4, contrast: float = 0.4,

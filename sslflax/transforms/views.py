@@ -8,10 +8,11 @@ p = 0.2; a Gaussian blur with p = 0.5, sigma uniform in [0.1, 2.0] and a kernel 
 the side. BYOL (Grill et al. 2020, table 6) uses two different distributions: blur with p = 1
 and 0.1, solarisation with p = 0 and 0.2, colour jitter 0.4, 0.4, 0.2, 0.1.
 
-Colours are as in sslflax.transforms.augment: brightness multiplies, contrast pivots on the
-image's mean gray, saturation on each pixel's gray, and hue turns the YIQ chroma plane
-(linear, unlike torchvision's HSV hue). Each op is clipped to [0, 1], as torchvision's, so
-their order matters, and is drawn per image.
+Colours follow torchvision's tensor ops, which the authors' code uses (SimCLR's TF code calls
+tf.image's equivalents): gray is 0.2989 R + 0.587 G + 0.114 B; brightness multiplies,
+contrast pivots on the image's mean gray, saturation on each pixel's gray, and hue shifts the
+HSV hue. Each op is clipped to [0, 1], so their order matters, and is drawn per image. (The
+other augmentations, sslflax.transforms.augment, keep Rec. 709 gray and a linear YIQ hue.)
 """
 
 from __future__ import annotations
@@ -22,12 +23,48 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
-from sslflax.transforms.augment import (check_crop_ranges, crop_and_resize, hue_matrix,
-                                        random_crop_boxes, random_flip)
-from sslflax.transforms.color import (_LUMA, apply_color_affine, mean_luma, quantize,
-                                      random_grayscale, to_float)
+from sslflax.transforms.augment import (check_crop_ranges, crop_and_resize, random_crop_boxes,
+                                        random_flip)
+from sslflax.transforms.color import (apply_color_affine, quantize, random_grayscale,
+                                      rgb_to_grayscale, to_float)
 
 JITTER_OPS = ("brightness", "contrast", "saturation", "hue")
+# torchvision's rgb_to_grayscale (and tf.image's): the gray of the views' jitter and grayscale
+VIEW_LUMA = (0.2989, 0.587, 0.114)
+
+
+def rgb_to_hsv(images: jax.Array) -> jax.Array:
+  """float RGB in [0, 1] -> HSV, each in [0, 1] (torchvision's _rgb2hsv; gray has hue 0)."""
+  r, g, b = images[..., 0], images[..., 1], images[..., 2]
+  maxc, minc = images.max(axis=-1), images.min(axis=-1)
+  flat = maxc == minc
+  chroma = maxc - minc
+  saturation = chroma / jnp.where(flat, 1.0, maxc)
+  divisor = jnp.where(flat, 1.0, chroma)
+  rc, gc, bc = (maxc - r) / divisor, (maxc - g) / divisor, (maxc - b) / divisor
+  hue = jnp.where(maxc == r, bc - gc, jnp.where(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc))
+  hue = jnp.mod(hue / 6.0 + 1.0, 1.0)
+  return jnp.stack([hue, saturation, maxc], axis=-1)
+
+
+def hsv_to_rgb(hsv: jax.Array) -> jax.Array:
+  """HSV in [0, 1] -> float RGB (torchvision's _hsv2rgb): the sextant's (v, q, p, ...) pick."""
+  h, s, v = hsv[..., 0], hsv[..., 1], hsv[..., 2]
+  sextant = jnp.floor(h * 6.0)
+  f = h * 6.0 - sextant
+  sextant = sextant.astype(jnp.int32) % 6
+  p = jnp.clip(v * (1.0 - s), 0.0, 1.0)
+  q = jnp.clip(v * (1.0 - s * f), 0.0, 1.0)
+  t = jnp.clip(v * (1.0 - s * (1.0 - f)), 0.0, 1.0)
+  picks = [[v, q, p, p, t, v], [t, v, v, q, p, p], [p, p, t, v, v, q]]
+  return jnp.stack([jnp.choose(sextant, channel, mode="clip") for channel in picks], axis=-1)
+
+
+def adjust_hue(images: jax.Array, turns: jax.Array) -> jax.Array:
+  """Shift each image's HSV hue by `turns` (B,) of a turn (torchvision's adjust_hue)."""
+  hsv = rgb_to_hsv(to_float(images))
+  hue = jnp.mod(hsv[..., 0] + turns[:, None, None], 1.0)
+  return hsv_to_rgb(jnp.concatenate([hue[..., None], hsv[..., 1:]], axis=-1))
 
 
 def gaussian_kernels(sigmas: jax.Array, size: int) -> jax.Array:
@@ -88,16 +125,18 @@ def random_solarize(rng: jax.Array, images: jax.Array, prob: float,
   return jnp.where(apply, solarize(images, threshold), to_float(images))
 
 
-def _jitter_maps(op: jax.Array, factor: jax.Array, angle: jax.Array, pivot: jax.Array
+def _jitter_maps(op: jax.Array, factor: jax.Array, pivot: jax.Array
                  ) -> tuple[jax.Array, jax.Array]:
-  """Per image, the (3x3 matrix, offset) of JITTER_OPS[op] with its factor or hue angle."""
+  """Per image, the (3x3 matrix, offset) of brightness, contrast or saturation (op 0-2) with
+  its factor; the identity for the hue (op 3), which is not affine in RGB."""
   eye = jnp.eye(3, dtype=jnp.float32)
-  gray = jnp.broadcast_to(jnp.asarray(_LUMA), (3, 3))  # every channel <- luma
+  gray = jnp.broadcast_to(jnp.asarray(VIEW_LUMA, jnp.float32), (3, 3))  # every channel <- gray
   f = factor[:, None, None]
+  identity = jnp.broadcast_to(eye, f.shape[:1] + (3, 3))
   matrices = jnp.stack([f * eye,                                 # brightness: x * b
                         f * eye,                                 # contrast: m + c (x - m)
                         gray + f * (eye - gray),                 # saturation: g + s (x - g)
-                        hue_matrix(angle)], axis=1)              # (B, 4, 3, 3)
+                        identity], axis=1)                       # (B, 4, 3, 3)
   zero = jnp.zeros_like(factor)
   offsets = jnp.stack([zero, (1.0 - factor) * pivot, zero, zero], axis=1)  # (B, 4)
   pick = op[:, None, None, None]
@@ -109,15 +148,17 @@ def _jitter_maps(op: jax.Array, factor: jax.Array, angle: jax.Array, pivot: jax.
 def color_jitter_in_order(images: jax.Array, order: jax.Array, factors: jax.Array,
                           angles: jax.Array) -> jax.Array:
   """Per image, the JITTER_OPS in `order` (B, 4): brightness, contrast and saturation with
-  `factors` (B, 3), a hue turn of `angles` (B,) degrees; each op clipped to [0, 1]."""
+  `factors` (B, 3), an HSV hue shift of `angles` (B,) degrees; each op clipped to [0, 1]."""
   out = to_float(images)
   b = out.shape[0]
   factors = jnp.concatenate([factors, jnp.ones((b, 1), jnp.float32)], axis=1)  # hue: unused
   for position in range(len(JITTER_OPS)):
     op = order[:, position]
     factor = jnp.take_along_axis(factors, op[:, None], axis=1)[:, 0]
-    matrix, offset = _jitter_maps(op, factor, angles, mean_luma(out))
-    out = apply_color_affine(out, matrix, offset)
+    matrix, offset = _jitter_maps(op, factor, jnp.mean(rgb_to_grayscale(out, False, VIEW_LUMA), axis=(1, 2, 3)))
+    affine = apply_color_affine(out, matrix, offset)
+    hue = jnp.clip(adjust_hue(out, angles / 360.0), 0.0, 1.0)
+    out = jnp.where((op == JITTER_OPS.index("hue"))[:, None, None, None], hue, affine)
   return out
 
 
@@ -201,7 +242,7 @@ def random_view(rng: jax.Array, images: jax.Array, spec: ViewSpec, size: int) ->
     x = random_color_jitter(k_jitter, x, spec.jitter_prob, spec.brightness, spec.contrast,
                             spec.saturation, spec.hue)
   if spec.grayscale_prob > 0:
-    x = random_grayscale(k_gray, x, spec.grayscale_prob)
+    x = random_grayscale(k_gray, x, spec.grayscale_prob, VIEW_LUMA)
   if spec.blur_prob > 0 and spec.blur_kernel:
     x = random_gaussian_blur(k_blur, x, spec.blur_prob, tuple(spec.blur_sigma), spec.blur_kernel)
   elif spec.blur_prob > 0:
