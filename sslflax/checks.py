@@ -11,9 +11,11 @@ import math
 import os
 import tempfile
 
+from sslflax.build import augment_spec, backbone_from_config, config_taps, task_from_config
 from sslflax.errors import ConfigError, DatasetError, WorkdirError
 from sslflax.models import get_backbone, registered_backbones
 from sslflax.results import RANDOM_INIT
+from sslflax.tasks import Task
 
 
 # (field, smallest allowed value): integers a run divides by, loops over or sizes arrays with.
@@ -85,13 +87,10 @@ def check_devices(config, num_devices: int) -> None:
 
 def check_names(config, num_devices: int):
   """Build the task, backbone, optimiser, augmentation and probe taps once; returns the task."""
-  from sslflax.evaluate.linear import config_taps
-  from sslflax.train.loop import check_config, task_from_config
   from sslflax.train.optim import make_optimizer
   try:
     config_taps(config)
     if config.task.name == RANDOM_INIT:
-      from sslflax.train.loop import backbone_from_config
       backbone_from_config(config)
       return None
     task = task_from_config(config)
@@ -157,3 +156,27 @@ def check_run(config, workdir: str, num_devices: int) -> None:
   task = check_names(config, num_devices)
   check_workdir(workdir)
   check_datasets(config, task)
+
+
+def check_config(config, task: Task, num_devices: int) -> None:
+  """Errors a run would otherwise hit later (or never notice), before any work starts."""
+  batch = config.pretrain.batch_size
+  if batch % num_devices:
+    raise ConfigError(f"pretrain.batch_size={batch} is not divisible by the {num_devices} devices; "
+                     f"use a multiple of {num_devices} (e.g. {num_devices * max(1, batch // num_devices)}).")
+  if config.pretrain.image_size < task.min_image_size:
+    raise ConfigError(f"pretrain.image_size={config.pretrain.image_size} is too small for task "
+                     f"{task.name!r}, which needs at least {task.min_image_size} px.")
+  augment_spec(config)  # an invalid augmentation fails here, before any work
+  if task.clustering is not None and config.pretrain.augment.enabled:
+    raise ConfigError(f"task {task.name!r} draws its own views of the pool's images; set "
+                      f"--config.pretrain.augment.enabled=False.")
+
+
+def check_num_classes(config, dataset_classes: int) -> None:
+  """A head with fewer classes than the labels would train on out-of-range labels silently."""
+  head = config.task.options.get("num_classes")
+  if head is not None and head < dataset_classes:
+    raise ConfigError(f"task.options.num_classes={head} but {config.pretrain.dataset!r} has "
+                     f"{dataset_classes} classes; set --config.task.options.num_classes="
+                     f"{dataset_classes}.")

@@ -13,16 +13,17 @@ import jax.numpy as jnp
 import ml_collections
 
 from sslflax import checks, compilation_cache
+from sslflax import data as data_lib
+from sslflax.build import (augment_from_config, backbone_from_config, config_taps, evaluation,
+                           pretrain_data, shape_fields, task_from_config)
 from sslflax.errors import CheckpointError
 from sslflax.evaluate import stats
 from sslflax.evaluate.finetune import finetune_eval, num_fc_layers
-from sslflax.evaluate.linear import (config_taps, describe_probe, linear_eval, probe_protocol,
-                                     probe_splits)
+from sslflax.evaluate.linear import describe_probe, linear_eval, probe_protocol, probe_splits
 from sslflax.models import get_backbone
 from sslflax.results import RANDOM_INIT, results_file
 from sslflax.train import checkpoint as ckpt_lib
-from sslflax.train.loop import (backbone_from_config, check_config, data_mesh, init_state, pretrain,
-                                task_from_config)
+from sslflax.train.loop import check_queue_fits, data_mesh, init_state, train
 from sslflax.train.optim import make_optimizer
 
 
@@ -35,10 +36,10 @@ def backbone_variables_from_state(state) -> dict[str, Any]:
 def restore_backbone(config, workdir: str, mesh) -> dict[str, Any]:
   """The backbone variables of the newest readable checkpoint in the workdir."""
   task = task_from_config(config)
-  check_config(config, task, mesh.size)
+  checks.check_config(config, task, mesh.size)
   tx = make_optimizer(config.optim, max(config.pretrain.steps, 1), 1)
   manager = ckpt_lib.make_manager(workdir, config.checkpoint.every_steps, config.checkpoint.keep)
-  state = ckpt_lib.restore_latest(manager, init_state(config, task, tx, mesh))
+  state = ckpt_lib.restore_latest(manager, init_state(task, tx, mesh, config.pretrain.image_size, config.seed))
   if state is None:
     raise CheckpointError(f"no readable checkpoint in {os.path.join(workdir, 'checkpoints')} to evaluate; "
                             f"run without eval_only first (or point --workdir at a pretraining run).")
@@ -104,6 +105,29 @@ def plan(config, workdir: str, mesh) -> str:
   return f"[{config.experiment}] {first}; then {probe}{beside}; {devices}; workdir {workdir}"
 
 
+def pretrain(config, workdir: str, *, print_fn=print, mesh=None) -> dict[str, Any]:
+  """Pretrain config.task on config.pretrain.dataset (train.loop.train, on what the config
+  builds); resumes from the workdir's last checkpoint. `mesh`: the devices to train on
+  (default: `data_mesh()`, every device)."""
+  mesh = mesh or data_mesh()
+  task = task_from_config(config, measure_prior=True)
+  checks.check_config(config, task, mesh.size)
+  data = pretrain_data(config)
+  builder = data_lib.get_builder(data.dataset, data.data_dir)
+  if task.needs_labels:
+    checks.check_num_classes(config, data_lib.num_classes(builder))
+  source_images = data.subset_size or data_lib.pipeline.split_size(builder, data.split)
+  check_queue_fits(task, source_images, data.batch_size)
+  steps_per_epoch = max(1, (source_images or data.batch_size) // data.batch_size)
+  tx = make_optimizer(config.optim, data.steps, steps_per_epoch)
+  ckpt_lib.claim_workdir(workdir, config.experiment, task.name, shape_fields(config))
+  return train(task, tx, data, augment_from_config(config), workdir, mesh,
+               checkpoint_every=config.checkpoint.every_steps,
+               checkpoint_keep=config.checkpoint.keep, log_every=config.log_every_steps,
+               lr_field=f"optim.lr (now {config.optim.lr})", source_images=source_images,
+               print_fn=print_fn)
+
+
 def run(config, workdir: str, *, print_fn=print, mesh=None) -> dict[str, Any]:
   """Run the whole experiment described by `config`, writing workdir/results.json.
 
@@ -130,12 +154,13 @@ def run(config, workdir: str, *, print_fn=print, mesh=None) -> dict[str, Any]:
     # the same architecture, data, evaluation and seed
     models[RANDOM_INIT] = random_backbone(config, num_fc_layers(variables) if finetuning else 0)
   input_name, input_fn = probe_input(config)
+  spec = evaluation(config)
   if finetuning:
-    accuracy, test_images = finetune_eval(backbone_from_config(config), models, config, mesh,
+    accuracy, test_images = finetune_eval(backbone_from_config(config), models, spec, mesh,
                                           workdir, print_fn=print_fn, input_fn=input_fn)
   else:
     accuracy, test_images = linear_eval(backbone_from_config(config).clone(num_fc=0), models,
-                                        config, mesh, print_fn=print_fn, input_fn=input_fn)
+                                        spec, mesh, print_fn=print_fn, input_fn=input_fn)
   baseline = accuracy.get(RANDOM_INIT) if config.task.name != RANDOM_INIT else None
   mine = accuracy[config.experiment]
   results = {

@@ -74,8 +74,8 @@ def run_experiment(config, workdir, print_fn=quiet, mesh=None):
 
 
 def run_pretrain(config, workdir, print_fn=quiet, mesh=None):
-  """train.loop.pretrain on one device (or `mesh`), quiet unless print_fn is given."""
-  from sslflax.train.loop import pretrain
+  """experiment.pretrain on one device (or `mesh`), quiet unless print_fn is given."""
+  from sslflax.experiment import pretrain
   return pretrain(config, str(workdir), print_fn=print_fn, mesh=mesh or one_device())
 
 

@@ -77,7 +77,7 @@ def test_console_entry_points_name_functions_that_exist():
   pinned = {re.split(r"[<>=\[ ]", line)[0].lower()
             for line in (root / "requirements.txt").read_text().splitlines()
             if line and not line.startswith("#")}
-  runtime = pinned - {"pytest", "scikit-image", "nbclient", "nbformat", "ipykernel"}
+  runtime = pinned - {"pytest", "pytest-xdist", "scikit-image", "nbclient", "nbformat", "ipykernel"}
   assert runtime - {"jaxlib"} <= declared, f"declare {sorted(runtime - declared)} in pyproject"
 
 

@@ -215,7 +215,7 @@ def test_every_method_fine_tunes_with_the_seeds_dropout():
   """The seed fine-tunes every model with dropout 0.5: the view-based methods pretrain
   without dropout, and their fine-tunes (and random init's beside them) ran without it."""
   from sslflax.evaluate.finetune import finetune_network
-  from sslflax.train.loop import backbone_from_config
+  from sslflax.build import backbone_from_config
   from tests.helpers import CONFIGS
   experiments = sorted(p.stem for p in CONFIGS.glob("*.py")
                        if p.stem not in ("common", "study", "__init__"))
@@ -350,7 +350,7 @@ def test_a_fixed_blur_kernel_keeps_sigma_in_the_views_own_pixels(real_images):
 def test_simclr_and_byol_resnets_start_each_block_at_the_identity():
   """SimCLR's and BYOL's ResNets zero-initialise each residual branch's last BN gamma;
   torchvision's default keeps 1, and the other configs follow it."""
-  from sslflax.train.loop import backbone_from_config
+  from sslflax.build import backbone_from_config
   for name, zero in (("simclr", True), ("byol", True), ("rotation", False)):
     config = load_config(name, "smoke")
     config.model.name, config.model.resnet_width, config.model.cifar_stem = "resnet18", 8, True

@@ -95,9 +95,10 @@ def finetune_config():
 
 
 def run_finetune(config, workdir, variables, print_fn=lambda *a, **k: None):
-  from sslflax.train.loop import backbone_from_config
-  return ft.finetune(backbone_from_config(config), variables, "sslflax_sample/fashion", config,
-                     one_device(), str(workdir), "rotation", print_fn=print_fn)
+  from sslflax.build import backbone_from_config, evaluation
+  return ft.finetune(backbone_from_config(config), variables, "sslflax_sample/fashion",
+                     evaluation(config), one_device(), str(workdir), "rotation",
+                     print_fn=print_fn)
 
 
 @pytest.mark.slow

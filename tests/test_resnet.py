@@ -115,7 +115,7 @@ def test_main_job_on_a_resnet_probes_then_fine_tunes_its_checkpoint(tmp_path):
 def test_a_workdir_records_only_its_backbones_shape_fields():
   """AlexNet runs' workdirs from before the ResNet fields existed still resume; a ResNet
   run's records its width and stem, not AlexNet's widths."""
-  from sslflax.train.loop import shape_fields
+  from sslflax.build import shape_fields
   config = load_config("rotation", None)
   alexnet = shape_fields(config)
   assert "model.widths" in alexnet and not any("resnet" in k or "cifar" in k for k in alexnet)

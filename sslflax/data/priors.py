@@ -52,15 +52,15 @@ def measure_prior(dataset: str, split: str, image_size: int, data_dir: str | Non
   return prior
 
 
-def resolve_prior(config, source: str = "shipped") -> np.ndarray | None:
-  """A colorization prior option (`source`) as an array: 'data' (measured on the config's
-  pretraining split), 'shipped' (None: the task's default) or a .npy path."""
-  pc = config.pretrain
+def resolve_prior(source: str, dataset: str, split: str, image_size: int,
+                  data_dir: str | None, seed: int) -> np.ndarray | None:
+  """A colorization prior option (`source`) as an array: 'data' (measured on `split` of the
+  pretraining `dataset`, at the host's `image_size`), 'shipped' (None: the task's default)
+  or a .npy path."""
   if source == "shipped":
     return None
   if source == "data":
-    size = pc.augment.source_size if pc.augment.enabled else pc.image_size
-    return measure_prior(pc.dataset, pc.split, size, pc.data_dir, seed=config.seed)
+    return measure_prior(dataset, split, image_size, data_dir, seed=seed)
   if isinstance(source, str) and source.endswith(".npy") and os.path.isfile(source):
     prior = np.load(source)
     if prior.shape != (313,) or not np.isclose(prior.sum(), 1.0, atol=1e-3):

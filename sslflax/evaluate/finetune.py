@@ -31,6 +31,7 @@ from flax import traverse_util
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from sslflax import data as data_lib
+from sslflax.build import Evaluation
 from sslflax.evaluate.linear import padded_batches, probe_splits
 from sslflax.models.registry import Backbone, backbone_of
 from sslflax.tasks.base import ClassifierNet, Task, classification_loss
@@ -131,15 +132,14 @@ def safe_name(name: str) -> str:
   return re.sub(r"[^\w.-]", "_", name)
 
 
-def finetune(backbone: nn.Module, variables: dict[str, Any], dataset: str, config, mesh,
+def finetune(backbone: nn.Module, variables: dict[str, Any], dataset: str, le: Evaluation, mesh,
              workdir: str, model_name: str, *, print_fn=print,
              input_fn: Callable[[jax.Array], jax.Array] | None = None
              ) -> tuple[float, int, TrainState]:
   """Fine-tune `variables` above conv{linear_eval.freeze_layer} on `dataset`'s probe train
   split: (top-1 on its test split, test images, final state). Resumes from its checkpoint."""
-  le = config.linear_eval
   layer = le.freeze_layer
-  builder = data_lib.get_builder(dataset, config.pretrain.data_dir)
+  builder = data_lib.get_builder(dataset, le.data_dir)
   classes = data_lib.num_classes(builder)
   image_size = dict(le.image_size_per_dataset).get(dataset, le.image_size)
   train_split, test_split = probe_splits(le, dataset)
@@ -150,10 +150,10 @@ def finetune(backbone: nn.Module, variables: dict[str, Any], dataset: str, confi
   net = finetune_network(backbone, variables, le)
   task = finetune_task(net, classes, input_fn)
   tx = finetune_optimizer(le, steps_per_epoch, layer, backbone_of(backbone))
-  settings = {k: le[k] for k in ("freeze_layer", "finetune_epochs", "batch_size", "lr",
+  settings = {k: getattr(le, k) for k in ("freeze_layer", "finetune_epochs", "batch_size", "lr",
                                  "decay_per_epoch", "weight_decay", "train_subset",
                                  "finetune_dropout", "squash")}
-  settings.update(dataset=dataset, split=train_split, image_size=image_size, seed=config.seed,
+  settings.update(dataset=dataset, split=train_split, image_size=image_size, seed=le.seed,
                   input=None if input_fn is None else input_fn.__name__)
   key = fingerprint(variables, settings)
   run_dir = os.path.join(workdir, "finetune", safe_name(model_name), safe_name(dataset),
@@ -161,15 +161,15 @@ def finetune(backbone: nn.Module, variables: dict[str, Any], dataset: str, confi
   os.makedirs(run_dir, exist_ok=True)
   with open(os.path.join(run_dir, "settings.json"), "w") as f:
     json.dump(settings, f, indent=2)
-  manager = ckpt_lib.make_manager(run_dir, config.checkpoint.every_steps, config.checkpoint.keep)
+  manager = ckpt_lib.make_manager(run_dir, le.checkpoint_every, le.checkpoint_keep)
   example = jnp.zeros((max(2, mesh.size), image_size, image_size, 3), jnp.uint8)
-  state = initial_state(task, tx, variables, example, config.seed, mesh)
+  state = initial_state(task, tx, variables, example, le.seed, mesh)
   restored = ckpt_lib.restore_latest(manager, state)
   if restored is not None:
     state = restored
     print_fn(f"[finetune] {model_name} on {dataset}: resumed from step {int(state.step)} "
              f"({run_dir})", flush=True)
-  common = dict(image_size=image_size, seed=config.seed, data_dir=config.pretrain.data_dir,
+  common = dict(image_size=image_size, seed=le.seed, data_dir=le.data_dir,
                 squash=le.squash)
   train_ds = data_lib.make_dataset(
       dataset, train_split, batch_size=le.batch_size // jax.process_count(), train=True,
@@ -178,7 +178,7 @@ def finetune(backbone: nn.Module, variables: dict[str, Any], dataset: str, confi
   label = f"finetune {model_name} {dataset} freeze{layer}"
   state, _, _ = run_steps(
       state, jit_train_step(task, tx, mesh), train_ds.as_numpy_iterator(), manager, mesh,
-      label=label, steps=steps, batch_size=le.batch_size, log_every=config.log_every_steps,
+      label=label, steps=steps, batch_size=le.batch_size, log_every=le.log_every,
       lr_field=f"linear_eval.lr (now {le.lr})",
       writer=MetricWriter(run_dir, enabled=jax.process_index() == 0), print_fn=print_fn)
   test_ds = data_lib.make_dataset(dataset, test_split, batch_size=le.batch_size, train=False,
@@ -188,19 +188,19 @@ def finetune(backbone: nn.Module, variables: dict[str, Any], dataset: str, confi
   return top1, n, state
 
 
-def finetune_eval(backbone: nn.Module, models: dict[str, Any], config, mesh, workdir: str, *,
+def finetune_eval(backbone: nn.Module, models: dict[str, Any], le: Evaluation, mesh,
+                  workdir: str, *,
                   print_fn=print, input_fn=None
                   ) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, int]]:
   """Fine-tune each model of `models` ({name: backbone variables}) above
   conv{linear_eval.freeze_layer} on every linear_eval dataset, with the same data, settings
   and seed: ({name: {dataset: {'freeze<L>': top-1}}}, {dataset: test images}), the shape
   of linear.linear_eval's result."""
-  le = config.linear_eval
   results: dict[str, dict[str, dict[str, float]]] = {name: {} for name in models}
   test_images = {}
   for dataset in le.datasets:
     for name, variables in models.items():
-      top1, n, _ = finetune(backbone, variables, dataset, config, mesh, workdir, name,
+      top1, n, _ = finetune(backbone, variables, dataset, le, mesh, workdir, name,
                          print_fn=print_fn, input_fn=input_fn)
       results[name][dataset] = {row_name(le.freeze_layer): top1}
       test_images[dataset] = n

@@ -14,6 +14,7 @@ import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from sslflax import data as data_lib
+from sslflax.build import Evaluation
 from sslflax.console import format_eta
 from sslflax.errors import ConfigError
 from sslflax.models import adaptive_max_pool, backbone_of
@@ -40,12 +41,6 @@ def resolve_taps(taps, names: tuple[str, ...]) -> tuple[str, ...]:
     raise ConfigError(f"unknown linear_eval.taps {unknown}; this backbone's are {list(names)} "
                       f"(or ('all',)).")
   return taps
-
-
-def config_taps(config) -> tuple[str, ...]:
-  """The taps a config probes, for its model."""
-  from sslflax.train.loop import backbone_from_config
-  return resolve_taps(config.linear_eval.taps, backbone_of(backbone_from_config(config)).taps)
 
 
 def tap_features(backbone, variables, images: jax.Array, taps: tuple[str, ...],
@@ -155,16 +150,16 @@ def train_linear_classifier(x_train: np.ndarray, y_train: np.ndarray, x_test: np
   return float(jnp.mean(predictions == jnp.asarray(y_test)))
 
 
-def linear_eval(backbone, models: dict[str, Any], config, mesh, *, print_fn=print,
+def linear_eval(backbone, models: dict[str, Any], le: Evaluation, mesh, *, print_fn=print,
                 input_fn=None) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, int]]:
-  """Probe each model of `models` ({name: backbone variables}) on every config.linear_eval
-  dataset: ({name: {dataset: {tap: top-1 on linear_eval.test_split}}}, {dataset: test images}).
+  """Probe each model of `models` ({name: backbone variables}) on every dataset of `le`
+  (build.evaluation): ({name: {dataset: {tap: top-1 on its test split}}}, {dataset: test
+  images}).
 
   The models share each dataset's images, the probe's settings, its input transform
   (`input_fn`, e.g. colorization's lightness) and its seed, so their numbers compare
   (random init beside a pretrained backbone).
   """
-  le = config.linear_eval
   protocol = probe_protocol(le)
   taps = resolve_taps(le.taps, backbone_of(backbone).taps)
   results: dict[str, dict[str, dict[str, float]]] = {name: {} for name in models}
@@ -172,11 +167,11 @@ def linear_eval(backbone, models: dict[str, Any], config, mesh, *, print_fn=prin
   total = len(le.datasets) * len(models) * len(taps)
   done, start = 0, time.time()
   for dataset in le.datasets:
-    builder = data_lib.get_builder(dataset, config.pretrain.data_dir)
+    builder = data_lib.get_builder(dataset, le.data_dir)
     classes = data_lib.num_classes(builder)
     image_size = dict(le.image_size_per_dataset).get(dataset, le.image_size)
     common = dict(image_size=image_size, batch_size=le.batch_size, train=False,
-                  seed=config.seed, data_dir=config.pretrain.data_dir, squash=le.squash)
+                  seed=le.seed, data_dir=le.data_dir, squash=le.squash)
     train_split, test_split = probe_splits(le, dataset)
     train_ds = data_lib.make_dataset(dataset, train_split, subset_size=le.train_subset, **common)
     test_ds = data_lib.make_dataset(dataset, test_split, **common)
@@ -195,7 +190,7 @@ def linear_eval(backbone, models: dict[str, Any], config, mesh, *, print_fn=prin
             x_train[tap], y_train, x_test[tap], y_test, classes, epochs=le.epochs,
             batch_size=min(le.batch_size, len(y_train)), lr=protocol["lr"],
             decay_per_epoch=le.decay_per_epoch, weight_decay=protocol["weight_decay"],
-            seed=config.seed, optimizer=protocol["optimizer"])
+            seed=le.seed, optimizer=protocol["optimizer"])
         results[name][dataset][tap] = top1
         done += 1
         eta = (time.time() - start) / done * (total - done)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Iterator
+from typing import Iterator
 
 import jax
 import jax.numpy as jnp
@@ -22,6 +22,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from jax.tree_util import DictKey
 
 from sslflax import data as data_lib
+from sslflax.build import PretrainData
 from sslflax.errors import CheckpointError, ConfigError
 from sslflax.tasks.base import Task
 from sslflax.tasks.deepcluster import head_init, uniform_cluster_order
@@ -30,12 +31,12 @@ from sslflax.train.state import TrainState
 CLUSTER_STREAM = 3  # fold_in(seed key, this) then the step: k-means and head draws
 
 
-def load_pool(config) -> np.ndarray:
+def load_pool(data: PretrainData) -> np.ndarray:
   """Every image of the pretraining set (its subset), central crops at the input size."""
-  pc = config.pretrain
-  ds = data_lib.make_dataset(pc.dataset, pc.split, image_size=pc.image_size, batch_size=1024,
-                             train=False, seed=config.seed, subset_size=pc.subset_size,
-                             data_dir=pc.data_dir, need_labels=False, resize_to=pc.resize_to)
+  ds = data_lib.make_dataset(data.dataset, data.split, image_size=data.image_size,
+                             batch_size=1024, train=False, seed=data.seed,
+                             subset_size=data.subset_size, data_dir=data.data_dir,
+                             need_labels=False, resize_to=data.resize_to)
   return np.concatenate([batch["image"] for batch in ds.as_numpy_iterator()])
 
 
@@ -109,27 +110,26 @@ def clustered_batches(pool: np.ndarray, assignments: np.ndarray, seed: int, epoc
     yield {"image": pool[rows], "label": assignments[rows].astype(np.int32)}
 
 
-def run_clustered(config, task: Task, state: TrainState, tx, step_fn, manager, mesh: Mesh,
-                  workdir: str, run_steps, make_writer, print_fn=print,
+def run_clustered(data: PretrainData, task: Task, state: TrainState, tx, step_fn, manager,
+                  mesh: Mesh, workdir: str, run_steps, make_writer, print_fn=print,
                   **run_kwargs) -> tuple[TrainState, dict[str, float], int]:
   """Pretrain in epochs of clustering.every_steps: cluster, then run that epoch's steps."""
-  pc = config.pretrain
   every = task.clustering.every_steps
-  pool = load_pool(config)
+  pool = load_pool(data)
   if len(pool) < task.clustering.num_clusters:
     raise ConfigError(f"deepcluster num_clusters={task.clustering.num_clusters} exceeds the "
-                          f"{len(pool)} images of {pc.dataset!r}; lower "
+                          f"{len(pool)} images of {data.dataset!r}; lower "
                           f"--config.task.options.num_clusters.")
   print_fn(f"[deepcluster] pool of {len(pool):,} images; {task.clustering.num_clusters} "
            f"clusters every {every} steps")
   last, timed = {}, 0
-  epochs = math.ceil(pc.steps / every)
-  while int(state.step) < pc.steps:
+  epochs = math.ceil(data.steps / every)
+  while int(state.step) < data.steps:
     step = int(state.step)
     epoch_step = step - step % every
     path = cluster_file(workdir, epoch_step)
     if step == epoch_step:
-      state, assignments = recluster(task, state, tx, pool, mesh, config.seed)
+      state, assignments = recluster(task, state, tx, pool, mesh, data.seed)
       save_assignments(workdir, epoch_step, assignments)
       sizes = np.bincount(assignments, minlength=task.clustering.num_clusters)
       print_fn(f"[deepcluster] clustered at step {step}: {np.count_nonzero(sizes)} non-empty "
@@ -139,9 +139,9 @@ def run_clustered(config, task: Task, state: TrainState, tx, step_fn, manager, m
     else:
       raise CheckpointError(f"resuming at step {step} needs the clustering of step {epoch_step} "
                             f"({path}), which is missing; start over in a new --workdir.")
-    end = min(epoch_step + every, pc.steps)
-    batches = clustered_batches(pool, assignments, config.seed, epoch_step, step, end,
-                                pc.batch_size, jax.process_index(), jax.process_count())
+    end = min(epoch_step + every, data.steps)
+    batches = clustered_batches(pool, assignments, data.seed, epoch_step, step, end,
+                                data.batch_size, jax.process_index(), jax.process_count())
     label = f"deepcluster epoch {epoch_step // every + 1}/{epochs}"
     state, last, images = run_steps(state, step_fn, batches, manager, mesh, label=label,
                                     steps=end, writer=make_writer(), print_fn=print_fn,

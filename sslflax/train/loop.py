@@ -17,13 +17,11 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from sslflax import data as data_lib
 from sslflax.console import format_eta
 from sslflax.errors import ConfigError, DatasetError, UserError
-from sslflax.models import get_backbone
-from sslflax.tasks import Task, make_task
+from sslflax.build import PretrainData
+from sslflax.tasks import Task
 from sslflax.train import checkpoint as ckpt_lib
-from sslflax.train.optim import make_optimizer
 from sslflax.train.state import TrainState, create_train_state
 from sslflax.train.step import Augment, train_step
-from sslflax.transforms.augment import AugmentSpec, random_views
 
 
 class NonFiniteLossError(UserError, FloatingPointError):
@@ -33,83 +31,6 @@ class NonFiniteLossError(UserError, FloatingPointError):
 def data_mesh(devices=None) -> Mesh:
   """A 1-D ('data',) mesh over `devices` (default: every device of every host)."""
   return Mesh(np.array(devices if devices is not None else jax.devices()), ("data",))
-
-
-def backbone_from_config(config):
-  """config.model.name's backbone, built from the config.model fields its family reads."""
-  family = get_backbone(config.model.name)
-  return family.build(**{field: config.model[field] for field in family.fields})
-
-
-def task_from_config(config, measure_prior: bool = False) -> Task:
-  """The config's task on its backbone. A prior option (colorization) is measured on the
-  pretraining data only with `measure_prior`; otherwise the shipped one stands in, which
-  gives the same shapes (enough to check a config or restore a checkpoint)."""
-  from sslflax.data.priors import resolve_prior
-  def with_prior(options: dict) -> dict:  # multitask: a task's options nest under its name
-    options = {k: with_prior(v) if isinstance(v, dict) else v for k, v in options.items()}
-    if "prior" in options:
-      options["prior"] = resolve_prior(config, options["prior"]) if measure_prior else None
-    return options
-  return make_task(config.task.name, backbone_from_config(config),
-                   **with_prior(config.task.options.to_dict()))
-
-
-def augment_spec(config) -> AugmentSpec | None:
-  """config.pretrain.augment as an AugmentSpec; None when the stream is off."""
-  aug = config.pretrain.augment
-  if not aug.enabled:
-    return None
-  fields = {k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in aug.items()
-            if k not in ("enabled", "source_size")}
-  return AugmentSpec(**fields)
-
-
-def augment_from_config(config) -> Augment | None:
-  """(key, source images) -> pretrain.image_size views, or None without augmentation."""
-  spec = augment_spec(config)
-  if spec is None:
-    return None
-  return functools.partial(random_views, spec=spec, size=config.pretrain.image_size)
-
-
-def shape_fields(config) -> dict[str, Any]:
-  """The config fields that set the checkpoint's parameter shapes, flattened ('model.widths')."""
-  model = config.model.to_dict()
-  keep = ("name",) + get_backbone(model["name"]).shape_fields
-  fields = {f"model.{k}": model[k] for k in keep}
-  fields.update({f"task.options.{k}": v for k, v in config.task.options.to_dict().items()})
-  return {k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()}
-
-
-def host_image_size(config) -> int:
-  """The side of the images the host hands over: the augmentation's source, else the input."""
-  aug = config.pretrain.augment
-  return aug.source_size if aug.enabled else config.pretrain.image_size
-
-
-def check_config(config, task: Task, num_devices: int) -> None:
-  """Errors a run would otherwise hit later (or never notice), before any work starts."""
-  batch = config.pretrain.batch_size
-  if batch % num_devices:
-    raise ConfigError(f"pretrain.batch_size={batch} is not divisible by the {num_devices} devices; "
-                     f"use a multiple of {num_devices} (e.g. {num_devices * max(1, batch // num_devices)}).")
-  if config.pretrain.image_size < task.min_image_size:
-    raise ConfigError(f"pretrain.image_size={config.pretrain.image_size} is too small for task "
-                     f"{task.name!r}, which needs at least {task.min_image_size} px.")
-  augment_spec(config)  # an invalid augmentation fails here, before any work
-  if task.clustering is not None and config.pretrain.augment.enabled:
-    raise ConfigError(f"task {task.name!r} draws its own views of the pool's images; set "
-                      f"--config.pretrain.augment.enabled=False.")
-
-
-def check_num_classes(config, dataset_classes: int) -> None:
-  """A head with fewer classes than the labels would train on out-of-range labels silently."""
-  head = config.task.options.get("num_classes")
-  if head is not None and head < dataset_classes:
-    raise ConfigError(f"task.options.num_classes={head} but {config.pretrain.dataset!r} has "
-                     f"{dataset_classes} classes; set --config.task.options.num_classes="
-                     f"{dataset_classes}.")
 
 
 def check_queue_fits(task: Task, source_images: int | None, batch_size: int) -> None:
@@ -166,15 +87,15 @@ class MetricWriter:
       self._tb.close()
 
 
-def init_state(config, task: Task, tx, mesh: Mesh) -> TrainState:
-  """A fresh state, replicated over the mesh (initialised from an all-zero example batch)."""
-  size = config.pretrain.image_size
-  example = jnp.zeros((max(2, mesh.size), size, size, 3), jnp.uint8)
+def init_state(task: Task, tx, mesh: Mesh, image_size: int, seed: int) -> TrainState:
+  """A fresh state, replicated over the mesh (initialised from an all-zero example batch of
+  image_size px images, with the run's seed)."""
+  example = jnp.zeros((max(2, mesh.size), image_size, image_size, 3), jnp.uint8)
   labels = jnp.zeros((example.shape[0],), jnp.int32)
   replicated = NamedSharding(mesh, P())
   init = jax.jit(functools.partial(create_train_state, task=task, tx=tx),
                  out_shardings=replicated)
-  return init(jax.random.key(config.seed), example_images=example, example_labels=labels)
+  return init(jax.random.key(seed), example_images=example, example_labels=labels)
 
 
 def jit_train_step(task: Task, tx, mesh: Mesh, augment: Augment | None = None):
@@ -267,64 +188,49 @@ def progress_line(label: str, done: int, steps: int, means: dict[str, float],
   return f"[{label}] step {done}/{steps}  loss {means['loss']:.4f}{extra}  {speed}"
 
 
-def pretrain(config, workdir: str, *, print_fn=print, mesh: Mesh | None = None) -> dict[str, Any]:
-  """Pretrain config.task on config.pretrain.dataset; resumes from the workdir's last checkpoint.
+def train(task: Task, tx, data: PretrainData, augment: Augment | None, workdir: str,
+          mesh: Mesh, *, checkpoint_every: int, checkpoint_keep: int, log_every: int,
+          lr_field: str, source_images: int | None, print_fn=print) -> dict[str, Any]:
+  """Pretrain `task` with `tx` on `data`; resumes from the workdir's last checkpoint.
 
   Returns the final metrics, images/s and wall time. Restarting the same
   command after a kill continues from the last checkpoint (state, optimiser,
   step and data position) and ends in the same state as an uninterrupted run.
-  `mesh`: the devices to train on (default: `data_mesh()`, every device).
   """
-  mesh = mesh or data_mesh()
-  task = task_from_config(config, measure_prior=True)
-  check_config(config, task, mesh.size)
-  pc = config.pretrain
-  builder = data_lib.get_builder(pc.dataset, pc.data_dir)
-  if task.needs_labels:
-    check_num_classes(config, data_lib.num_classes(builder))
-  source_images = pc.subset_size or data_lib.pipeline.split_size(builder, pc.split)
-  check_queue_fits(task, source_images, pc.batch_size)
-  steps_per_epoch = max(1, (source_images or pc.batch_size) // pc.batch_size)
-  tx = make_optimizer(config.optim, pc.steps, steps_per_epoch)
-  ckpt_lib.claim_workdir(workdir, config.experiment, task.name, shape_fields(config))
-
-  state = init_state(config, task, tx, mesh)
-  manager = ckpt_lib.make_manager(workdir, config.checkpoint.every_steps, config.checkpoint.keep)
+  state = init_state(task, tx, mesh, data.image_size, data.seed)
+  manager = ckpt_lib.make_manager(workdir, checkpoint_every, checkpoint_keep)
   restored = ckpt_lib.restore_latest(manager, state)
   if restored is not None:
     state = restored
     print_fn(f"resumed from step {int(state.step)} ({os.path.join(workdir, 'checkpoints')})")
   start = int(state.step)
 
-  step_fn = jit_train_step(task, tx, mesh, augment_from_config(config))
-  run_kwargs = dict(batch_size=pc.batch_size, log_every=config.log_every_steps,
-                    lr_field=f"optim.lr (now {config.optim.lr})")
+  step_fn = jit_train_step(task, tx, mesh, augment)
+  run_kwargs = dict(batch_size=data.batch_size, log_every=log_every, lr_field=lr_field)
   make_writer = lambda: MetricWriter(workdir, enabled=jax.process_index() == 0)
   t0 = time.time()
   if task.clustering is not None:  # DeepCluster: epochs of clustering, then training
     from sslflax.train.clustering import run_clustered
-    state, last, trained_images = run_clustered(config, task, state, tx, step_fn, manager, mesh,
-                                              workdir, run_steps, make_writer, print_fn,
-                                              **run_kwargs)
+    state, last, trained_images = run_clustered(data, task, state, tx, step_fn, manager, mesh,
+                                                workdir, run_steps, make_writer, print_fn,
+                                                **run_kwargs)
   else:
-    per_host = pc.batch_size // jax.process_count()
-    ds = data_lib.make_dataset(pc.dataset, pc.split, image_size=host_image_size(config),
-                               batch_size=per_host,
-                               train=True, seed=config.seed, subset_size=pc.subset_size,
-                               data_dir=pc.data_dir, host_id=jax.process_index(),
+    ds = data_lib.make_dataset(data.dataset, data.split, image_size=data.host_image_size,
+                               batch_size=data.batch_size // jax.process_count(),
+                               train=True, seed=data.seed, subset_size=data.subset_size,
+                               data_dir=data.data_dir, host_id=jax.process_index(),
                                host_count=jax.process_count(), skip_batches=start,
-                               need_labels=task.needs_labels, resize_to=pc.resize_to,
-                               flip=pc.flip)
+                               need_labels=task.needs_labels, resize_to=data.resize_to,
+                               flip=data.flip)
     first_batch_check = None
     if task.needs_color:
-      first_batch_check = lambda images: check_has_color(images, pc.dataset, task.name)
+      first_batch_check = lambda images: check_has_color(images, data.dataset, task.name)
     state, last, trained_images = run_steps(
-        state, step_fn, ds.as_numpy_iterator(), manager, mesh, label=task.name, steps=pc.steps,
-        writer=make_writer(), print_fn=print_fn, first_batch_check=first_batch_check,
-        **run_kwargs)
+        state, step_fn, ds.as_numpy_iterator(), manager, mesh, label=task.name,
+        steps=data.steps, writer=make_writer(), print_fn=print_fn,
+        first_batch_check=first_batch_check, **run_kwargs)
   wall = time.time() - t0
-  return {"steps": pc.steps, "source_images": source_images, "final_metrics": last,
+  return {"steps": data.steps, "source_images": source_images, "final_metrics": last,
           "wall_time_s": wall,
           "images_per_sec": trained_images / wall if wall > 0 and trained_images else None,
           "state": state}
-
