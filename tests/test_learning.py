@@ -10,7 +10,9 @@ from sslflax.train import create_train_state, train_step
 from tests.helpers import TINY_TASK_OPTIONS, learning_setup
 
 # Jigsaw must recognise tiles by content before any puzzle is solvable: it starts slower.
-STEPS = {"jigsaw": 80, "moco": 80}
+# MoCo's loss falls slowly while its queue turns over: with the torchvision-style views
+# (b1d19c7) its ratio was 0.921 after 80 steps, 0.858 after 120 (0.845 after 160).
+STEPS = {"jigsaw": 80, "moco": 120}
 # Loss of the last 5 steps over the first 3 must fall below this ratio.
 # Measured ratios (tests/test_learning.py -s): rotation 0.40, supervised 0.23, counting 0.43,
 # jigsaw ~0.6, context 0.37, colorization 0.68, patch_location 0.64, denoising 0.50,

@@ -57,7 +57,8 @@ def hsv_to_rgb(hsv: jax.Array) -> jax.Array:
   q = jnp.clip(v * (1.0 - s * f), 0.0, 1.0)
   t = jnp.clip(v * (1.0 - s * (1.0 - f)), 0.0, 1.0)
   picks = [[v, q, p, p, t, v], [t, v, v, q, p, p], [p, p, t, v, v, q]]
-  return jnp.stack([jnp.choose(sextant, channel, mode="clip") for channel in picks], axis=-1)
+  in_sextant = [sextant == k for k in range(6)]  # elementwise: no gather, so no collective
+  return jnp.stack([jnp.select(in_sextant, channel) for channel in picks], axis=-1)
 
 
 def adjust_hue(images: jax.Array, turns: jax.Array) -> jax.Array:
