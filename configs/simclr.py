@@ -11,6 +11,7 @@ def get_config(arg: str | None = None):
   config.task.options.crop_area = (0.08, 1.0)
   config.task.options.color_strength = 0.5  # s: the paper's CIFAR setting (1.0 on ImageNet)
   config.task.options.blur_prob = 0.0  # the paper's CIFAR setting: no blur (0.5 on ImageNet)
+  config.task.options.output_batch_norm = False  # its code: True (the paper variants); see design.md
   config.model.dropout = 0.0
   config.model.zero_init_residual = True  # with a ResNet (model.name=resnet18): as its code
   if config.variant == "default":

@@ -63,7 +63,8 @@ def build(backbone: nn.Module, temperature: float = 0.1, hidden: int = 1024, out
   # output_batch_norm: the projector's output layer batch-normalised with no centre, as
   # SimCLR's code, and so in the paper variants. Off in the default: with it the tiny
   # learning test (16 photos, 16-d output) stopped learning (loss ratio 0.99 after 40 Adam
-  # steps, 0.69 without); not yet measured at the default's size (docs/design.md).
+  # steps, 0.69 without), and the default run was no better on the validation split
+  # (docs/design.md).
   model = EmbeddingNet(backbone, hidden, out, projector_output_batch_norm=output_batch_norm)
   return Task("simclr", make_batch, model, loss)
 
