@@ -17,6 +17,9 @@ from sslflax.tasks import Task, make_task
 from sslflax.train.step import Augment
 from sslflax.transforms.augment import AugmentSpec, random_views
 
+# linear_eval.probe_optimizer: ours (Adam), or SGD with momentum, the per-layer protocol
+PROBE_OPTIMIZERS = ("adam", "sgd")
+
 
 def backbone_from_config(config):
   """config.model.name's backbone, built from the config.model fields its family reads."""

@@ -11,7 +11,8 @@ import math
 import os
 import tempfile
 
-from sslflax.build import augment_spec, backbone_from_config, config_taps, task_from_config
+from sslflax.build import (PROBE_OPTIMIZERS, augment_spec, backbone_from_config, config_taps,
+                           task_from_config)
 from sslflax.errors import ConfigError, DatasetError, WorkdirError
 from sslflax.models import get_backbone, registered_backbones
 from sslflax.results import RANDOM_INIT
@@ -50,7 +51,7 @@ def check_values(config) -> None:
     raise ConfigError(f"linear_eval.input={config.linear_eval.input!r}: choose 'task' (the "
                       f"task's own probe input, e.g. colorization's lightness) or 'rgb'.")
   le = config.linear_eval
-  if le.probe_optimizer not in ("adam", "sgd"):  # evaluate.linear.PROBE_OPTIMIZERS
+  if le.probe_optimizer not in PROBE_OPTIMIZERS:
     raise ConfigError(f"linear_eval.probe_optimizer={le.probe_optimizer!r}: choose 'adam' or "
                       f"'sgd' (momentum 0.9, the per-layer protocol).")
   for name in ("probe_lr", "probe_weight_decay"):

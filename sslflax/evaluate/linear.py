@@ -14,7 +14,7 @@ import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from sslflax import data as data_lib
-from sslflax.build import Evaluation
+from sslflax.build import PROBE_OPTIMIZERS, Evaluation
 from sslflax.console import format_eta
 from sslflax.errors import ConfigError
 from sslflax.models import adaptive_max_pool, backbone_of
@@ -81,9 +81,6 @@ def extract(backbone, variables, ds, taps, mesh, input_fn=None
       feats[t].append(out[t][:n])
     labels.append(batch_labels)
   return {t: np.concatenate(v) for t, v in feats.items()}, np.concatenate(labels)
-
-
-PROBE_OPTIMIZERS = ("adam", "sgd")
 
 
 def probe_protocol(le) -> dict[str, Any]:
