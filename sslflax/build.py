@@ -1,9 +1,9 @@
-"""The config's readers: the objects a run needs, built from its ConfigDict (the backbone,
-the task on it, the augmentation, the checkpoint's shape fields, the probed taps).
+"""The config's one reader: `build_run` turns an experiment's ConfigDict into the `Run` of
+objects it needs (the backbone, the task on it, the optimiser's spec, the data and
+augmentation, the evaluation, the checkpoint's shape fields, the probed taps), once per run.
 
-checks and experiment build them here, and train/, evaluate/ and data/ take what was built
-(`PretrainData`, `Evaluation`, the task, the optimiser) and explicit arguments, never the
-config. (The optimiser is still built from the config's `optim` part, by train/optim.py.)
+checks validates what was built; experiment hands its parts to train/, evaluate/ and data/,
+which take built objects and explicit arguments, never the config.
 """
 
 from __future__ import annotations
@@ -12,8 +12,14 @@ import dataclasses
 import functools
 from typing import Any
 
-from sslflax.models import backbone_of, get_backbone
+import json
+from typing import Callable
+
+from sslflax.errors import ConfigError
+from sslflax.models import Backbone, backbone_of, get_backbone
+from sslflax.results import RANDOM_INIT
 from sslflax.tasks import Task, make_task
+from sslflax.train.optim import OptimizerSpec
 from sslflax.train.step import Augment
 from sslflax.transforms.augment import AugmentSpec, random_views
 
@@ -27,7 +33,7 @@ def backbone_from_config(config):
   return family.build(**{field: config.model[field] for field in family.fields})
 
 
-def task_from_config(config, measure_prior: bool = False) -> Task:
+def task_from_config(config, measure_prior: bool = False, backbone=None) -> Task:
   """The config's task on its backbone. A prior option (colorization) is measured on the
   pretraining data only with `measure_prior`; otherwise the shipped one stands in, which
   gives the same shapes (enough to check a config or restore a checkpoint)."""
@@ -40,7 +46,7 @@ def task_from_config(config, measure_prior: bool = False) -> Task:
                                         host_image_size(config), pc.data_dir, config.seed)
                           if measure_prior else None)
     return options
-  return make_task(config.task.name, backbone_from_config(config),
+  return make_task(config.task.name, backbone or backbone_from_config(config),
                    **with_prior(config.task.options.to_dict()))
 
 
@@ -75,12 +81,6 @@ def host_image_size(config) -> int:
   """The side of the images the host hands over: the augmentation's source, else the input."""
   aug = config.pretrain.augment
   return aug.source_size if aug.enabled else config.pretrain.image_size
-
-
-def config_taps(config) -> tuple[str, ...]:
-  """The taps a config probes, for its model."""
-  from sslflax.evaluate.linear import resolve_taps  # evaluate imports TensorFlow
-  return resolve_taps(config.linear_eval.taps, backbone_of(backbone_from_config(config)).taps)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,6 +141,15 @@ class Evaluation:
   log_every: int
 
 
+def optimizer_spec(optim) -> OptimizerSpec:
+  """config.optim (a ConfigDict, or any mapping of its fields) as an OptimizerSpec."""
+  fields = {f.name for f in dataclasses.fields(OptimizerSpec)}
+  values = {name: optim[name] for name in fields}
+  values.update(decay_epochs=tuple(optim["decay_epochs"]),
+                no_momentum=tuple(optim["no_momentum"]))
+  return OptimizerSpec(**values)
+
+
 def evaluation(config) -> Evaluation:
   le = config.linear_eval
   nested = lambda pairs: tuple(tuple(p) for p in pairs)
@@ -153,3 +162,75 @@ def evaluation(config) -> Evaluation:
   return Evaluation(**values, seed=config.seed, data_dir=config.pretrain.data_dir,
                     checkpoint_every=config.checkpoint.every_steps,
                     checkpoint_keep=config.checkpoint.keep, log_every=config.log_every_steps)
+
+
+def probe_input(config, task: Task | None) -> tuple[str, Callable | None]:
+  """(name, transform) of what the probes feed the backbones: the task's own probe input
+  (linear_eval.input='task'; colorization: lightness) or the RGB images ('rgb')."""
+  fn = task.probe_input if task is not None and config.linear_eval.input == "task" else None
+  return (fn.__name__, fn) if fn is not None else ("rgb", None)
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """Everything one experiment needs, built once from its config by `build_run`.
+
+  `task` carries the shipped colorization prior (the same shapes: enough to check a config
+  or restore a checkpoint); `measured_task()` builds it again with the prior measured on the
+  pretraining data, for pretraining. Random init has no task (None)."""
+  experiment: str
+  variant: str | None
+  task_name: str
+  family: Backbone
+  backbone: Any  # the flax module, with config.model's fc layers
+  task: Task | None
+  measured_task: Callable[[], Task] | None
+  optimizer: OptimizerSpec
+  data: PretrainData
+  augment_spec: AugmentSpec | None
+  augment: Augment | None
+  evaluation: Evaluation
+  taps: tuple[str, ...]
+  shape_fields: dict[str, Any]
+  probe_input: tuple[str, Callable | None]
+  head_classes: int | None  # task.options.num_classes (supervised), checked against the labels
+  eval_only: bool
+  compare_random: bool
+  checkpoint_every: int
+  checkpoint_keep: int
+  log_every: int
+  compilation_cache: str | None
+  config_json: dict[str, Any]  # the whole config, written into results.json
+
+
+def build_run(config) -> Run:
+  """The config's Run. A builder's error (an unknown task, backbone, optimiser, schedule or
+  tap; a bad augmentation) becomes a one-line ConfigError naming the value and the choices."""
+  try:
+    pretraining = config.task.name != RANDOM_INIT
+    backbone = backbone_from_config(config)
+    task = task_from_config(config, backbone=backbone) if pretraining else None
+    return Run(
+        experiment=config.experiment, variant=config.get("variant"), task_name=config.task.name,
+        family=get_backbone(config.model.name), backbone=backbone, task=task,
+        measured_task=(functools.partial(task_from_config, config, measure_prior=True,
+                                         backbone=backbone) if pretraining else None),
+        optimizer=optimizer_spec(config.optim), data=pretrain_data(config),
+        augment_spec=augment_spec(config), augment=augment_from_config(config),
+        evaluation=evaluation(config),
+        taps=_resolve_taps(config.linear_eval.taps, backbone), shape_fields=shape_fields(config),
+        probe_input=probe_input(config, task),
+        head_classes=config.task.options.get("num_classes"), eval_only=config.eval_only,
+        compare_random=config.linear_eval.compare_random,
+        checkpoint_every=config.checkpoint.every_steps, checkpoint_keep=config.checkpoint.keep,
+        log_every=config.log_every_steps, compilation_cache=config.get("compilation_cache"),
+        config_json=json.loads(config.to_json_best_effort()))
+  except ConfigError:
+    raise
+  except (ValueError, TypeError) as e:  # the builders' own messages name the value and choices
+    raise ConfigError(str(e)) from e
+
+
+def _resolve_taps(taps, backbone) -> tuple[str, ...]:
+  from sslflax.evaluate.linear import resolve_taps  # evaluate imports TensorFlow
+  return resolve_taps(taps, backbone_of(backbone).taps)

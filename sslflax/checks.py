@@ -1,4 +1,6 @@
-"""Everything a run can find wrong before it starts work: config values, names, datasets, workdir.
+"""Everything a run can find wrong before it starts work: the config's values (check_values,
+before the build), then what sslflax.build built from it (check_run: the objects, the
+datasets, the workdir). Nothing here builds.
 
 A run that would fail after minutes of pretraining (an unknown tap, a probe set without
 labels, a subset larger than its split) fails here instead, in seconds, with one line that
@@ -11,12 +13,11 @@ import math
 import os
 import tempfile
 
-from sslflax.build import (PROBE_OPTIMIZERS, augment_spec, backbone_from_config, config_taps,
-                           task_from_config)
+from sslflax.build import PROBE_OPTIMIZERS, PretrainData, Run
 from sslflax.errors import ConfigError, DatasetError, WorkdirError
-from sslflax.models import get_backbone, registered_backbones
 from sslflax.results import RANDOM_INIT
 from sslflax.tasks import Task
+from sslflax.transforms.augment import AugmentSpec
 
 
 # (field, smallest allowed value): integers a run divides by, loops over or sizes arrays with.
@@ -63,13 +64,6 @@ def check_values(config) -> None:
   if le.mode not in ("probe", "finetune"):
     raise ConfigError(f"linear_eval.mode={le.mode!r}: choose 'probe' (linear probes on frozen "
                       f"taps) or 'finetune' (train above linear_eval.freeze_layer).")
-  layers = get_backbone(config.model.name).layers if (
-      config.model.name in registered_backbones()) else ()  # an unknown name fails in build
-  if layers and (not isinstance(le.freeze_layer, int) or
-                 le.freeze_layer not in range(len(layers) + 1)):
-    raise ConfigError(f"linear_eval.freeze_layer={le.freeze_layer!r} must be 0..{len(layers)} "
-                      f"({layers[0]}..{layers[-1]}: that many layers frozen; 0 fine-tunes "
-                      f"everything).")
   if not 0 < config.optim.plateau_factor <= 1:
     raise ConfigError(f"optim.plateau_factor={config.optim.plateau_factor!r} must be in (0, 1] "
                       f"(the seed's is 0.75).")
@@ -78,56 +72,61 @@ def check_values(config) -> None:
                       "--config.linear_eval.datasets=\"('sslflax_sample/fashion',)\".")
 
 
-def check_devices(config, num_devices: int) -> None:
-  """A fine-tune's batch is split over the devices like pretraining's."""
-  le = config.linear_eval
-  if le.mode == "finetune" and le.batch_size % num_devices:
-    raise ConfigError(f"linear_eval.batch_size={le.batch_size} is not divisible by the "
+def check_built(run: Run, num_devices: int) -> None:
+  """What only the built objects tell: the batches split over the devices, the image large
+  enough for the task, a task that draws its own views without the augmented stream."""
+  spec = run.evaluation
+  if spec.mode == "finetune" and spec.batch_size % num_devices:
+    raise ConfigError(f"linear_eval.batch_size={spec.batch_size} is not divisible by the "
                       f"{num_devices} devices; use a multiple of {num_devices} to fine-tune.")
+  layers = run.family.layers
+  if not isinstance(spec.freeze_layer, int) or spec.freeze_layer not in range(len(layers) + 1):
+    raise ConfigError(f"linear_eval.freeze_layer={spec.freeze_layer!r} must be 0..{len(layers)} "
+                      f"({layers[0]}..{layers[-1]}: that many layers frozen; 0 fine-tunes "
+                      f"everything).")
+  if run.task is not None:
+    check_task_fits(run.task, run.data, run.augment_spec, num_devices)
 
 
-def check_names(config, num_devices: int):
-  """Build the task, backbone, optimiser, augmentation and probe taps once; returns the task."""
-  from sslflax.train.optim import make_optimizer
-  try:
-    config_taps(config)
-    if config.task.name == RANDOM_INIT:
-      backbone_from_config(config)
-      return None
-    task = task_from_config(config)
-    make_optimizer(config.optim, config.pretrain.steps, 1)
-    check_config(config, task, num_devices)
-  except ConfigError:
-    raise
-  except (ValueError, TypeError) as e:  # the builders' own messages name the value and choices
-    raise ConfigError(str(e)) from e
-  return task
+def check_task_fits(task: Task, data: PretrainData, augment: AugmentSpec | None,
+                    num_devices: int) -> None:
+  """Errors a pretraining run would otherwise hit later (or never notice)."""
+  batch = data.batch_size
+  if batch % num_devices:
+    raise ConfigError(f"pretrain.batch_size={batch} is not divisible by the {num_devices} devices; "
+                     f"use a multiple of {num_devices} (e.g. {num_devices * max(1, batch // num_devices)}).")
+  if data.image_size < task.min_image_size:
+    raise ConfigError(f"pretrain.image_size={data.image_size} is too small for task "
+                     f"{task.name!r}, which needs at least {task.min_image_size} px.")
+  if task.clustering is not None and augment is not None:
+    raise ConfigError(f"task {task.name!r} draws its own views of the pool's images; set "
+                      f"--config.pretrain.augment.enabled=False.")
 
 
-def check_datasets(config, task) -> None:
+def check_datasets(run: Run) -> None:
   """Every dataset the run reads exists, is prepared (or builds locally), has the split, the
   labels and the colour it needs, and holds the subset asked of it."""
   from sslflax import data as data_lib
   from sslflax.data.pipeline import check_split, split_size
   from sslflax.evaluate.linear import probe_splits
-  pc, le = config.pretrain, config.linear_eval
-  if task is not None and not config.eval_only:
-    builder = data_lib.get_builder(pc.dataset, pc.data_dir)
-    check_split(builder, pc.split)
+  data, spec, task = run.data, run.evaluation, run.task
+  if task is not None and not run.eval_only:
+    builder = data_lib.get_builder(data.dataset, data.data_dir)
+    check_split(builder, data.split)
     if task.needs_labels:
       data_lib.num_classes(builder)
     if task.needs_color and builder.info.features["image"].shape[-1] == 1:
-      raise DatasetError(f"task {task.name!r} learns colour, but {pc.dataset!r} is grayscale; "
+      raise DatasetError(f"task {task.name!r} learns colour, but {data.dataset!r} is grayscale; "
                          f"pretrain it on colour images (e.g. sslflax_sample/photos).")
-    _check_subset(pc.dataset, pc.subset_size, split_size(builder, pc.split),
+    _check_subset(data.dataset, data.subset_size, split_size(builder, data.split),
                   "pretrain.subset_size")
-  for dataset in le.datasets:
-    builder = data_lib.get_builder(dataset, pc.data_dir)
+  for dataset in spec.datasets:
+    builder = data_lib.get_builder(dataset, spec.data_dir)
     data_lib.num_classes(builder)
-    train_split, test_split = probe_splits(le, dataset)
+    train_split, test_split = probe_splits(spec, dataset)
     for split in (train_split, test_split):
       check_split(builder, split)
-    _check_subset(dataset, le.train_subset, split_size(builder, train_split),
+    _check_subset(dataset, spec.train_subset, split_size(builder, train_split),
                   "linear_eval.train_subset")
 
 
@@ -150,34 +149,17 @@ def check_workdir(workdir: str) -> None:
                        f"directory you can write to.") from e
 
 
-def check_run(config, workdir: str, num_devices: int) -> None:
-  """All of the above, cheapest first."""
-  check_values(config)
-  check_devices(config, num_devices)
-  task = check_names(config, num_devices)
+def check_run(run: Run, workdir: str, num_devices: int) -> None:
+  """All of the above on a built run (after check_values on its config), cheapest first."""
+  check_built(run, num_devices)
   check_workdir(workdir)
-  check_datasets(config, task)
+  check_datasets(run)
 
 
-def check_config(config, task: Task, num_devices: int) -> None:
-  """Errors a run would otherwise hit later (or never notice), before any work starts."""
-  batch = config.pretrain.batch_size
-  if batch % num_devices:
-    raise ConfigError(f"pretrain.batch_size={batch} is not divisible by the {num_devices} devices; "
-                     f"use a multiple of {num_devices} (e.g. {num_devices * max(1, batch // num_devices)}).")
-  if config.pretrain.image_size < task.min_image_size:
-    raise ConfigError(f"pretrain.image_size={config.pretrain.image_size} is too small for task "
-                     f"{task.name!r}, which needs at least {task.min_image_size} px.")
-  augment_spec(config)  # an invalid augmentation fails here, before any work
-  if task.clustering is not None and config.pretrain.augment.enabled:
-    raise ConfigError(f"task {task.name!r} draws its own views of the pool's images; set "
-                      f"--config.pretrain.augment.enabled=False.")
-
-
-def check_num_classes(config, dataset_classes: int) -> None:
+def check_num_classes(run: Run, dataset_classes: int) -> None:
   """A head with fewer classes than the labels would train on out-of-range labels silently."""
-  head = config.task.options.get("num_classes")
+  head = run.head_classes
   if head is not None and head < dataset_classes:
-    raise ConfigError(f"task.options.num_classes={head} but {config.pretrain.dataset!r} has "
+    raise ConfigError(f"task.options.num_classes={head} but {run.data.dataset!r} has "
                      f"{dataset_classes} classes; set --config.task.options.num_classes="
                      f"{dataset_classes}.")

@@ -14,8 +14,7 @@ import ml_collections
 
 from sslflax import checks, compilation_cache
 from sslflax import data as data_lib
-from sslflax.build import (augment_from_config, backbone_from_config, config_taps, evaluation,
-                           pretrain_data, shape_fields, task_from_config)
+from sslflax.build import Run, build_run
 from sslflax.errors import CheckpointError
 from sslflax.evaluate import stats
 from sslflax.evaluate.finetune import finetune_eval, num_fc_layers
@@ -33,25 +32,25 @@ def backbone_variables_from_state(state) -> dict[str, Any]:
   return {"params": state.params["backbone"], "batch_stats": state.batch_stats.get("backbone", {})}
 
 
-def restore_backbone(config, workdir: str, mesh) -> dict[str, Any]:
+def restore_backbone(run: Run, workdir: str, mesh) -> dict[str, Any]:
   """The backbone variables of the newest readable checkpoint in the workdir."""
-  task = task_from_config(config)
-  checks.check_config(config, task, mesh.size)
-  tx = make_optimizer(config.optim, max(config.pretrain.steps, 1), 1)
-  manager = ckpt_lib.make_manager(workdir, config.checkpoint.every_steps, config.checkpoint.keep)
-  state = ckpt_lib.restore_latest(manager, init_state(task, tx, mesh, config.pretrain.image_size, config.seed))
+  tx = make_optimizer(run.optimizer, max(run.data.steps, 1), 1)
+  manager = ckpt_lib.make_manager(workdir, run.checkpoint_every, run.checkpoint_keep)
+  template = init_state(run.task, tx, mesh, run.data.image_size, run.data.seed)
+  state = ckpt_lib.restore_latest(manager, template)
   if state is None:
     raise CheckpointError(f"no readable checkpoint in {os.path.join(workdir, 'checkpoints')} to evaluate; "
                             f"run without eval_only first (or point --workdir at a pretraining run).")
   return backbone_variables_from_state(state)
 
 
-def random_backbone(config, num_fc: int = 0) -> dict[str, Any]:
+def random_backbone(run: Run, num_fc: int = 0) -> dict[str, Any]:
   """The baseline: the same network (with `num_fc` fc layers) at its random initialisation
   (seeded)."""
-  backbone = backbone_from_config(config).clone(num_fc=num_fc)
-  size = config.linear_eval.image_size
-  variables = backbone.init(jax.random.key(config.seed), jnp.zeros((1, size, size, 3), jnp.uint8))
+  backbone = run.backbone.clone(num_fc=num_fc)
+  size = run.evaluation.image_size
+  variables = backbone.init(jax.random.key(run.evaluation.seed),
+                            jnp.zeros((1, size, size, 3), jnp.uint8))
   return {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}
 
 
@@ -67,65 +66,54 @@ def format_tables(results: dict[str, Any]) -> str:
       for dataset, rows in results["comparison"].items())
 
 
-def probe_input(config) -> tuple[str, Any]:
-  """(name, transform) of what the probes feed the backbones: the task's own probe input
-  (linear_eval.input='task'; colorization: lightness) or the RGB images ('rgb')."""
-  if config.linear_eval.input == "rgb" or config.task.name == RANDOM_INIT:
-    return "rgb", None
-  fn = task_from_config(config).probe_input
-  return (fn.__name__, fn) if fn is not None else ("rgb", None)
-
-
 def describe_devices(mesh) -> str:
   """'8 x cpu': the mesh's size and device kind."""
   return f"{mesh.size} x {mesh.devices.flat[0].device_kind}"
 
 
-def plan(config, workdir: str, mesh) -> str:
+def plan(run: Run, workdir: str, mesh) -> str:
   """The run's first line: what it will do, where, on what."""
-  pc, le = config.pretrain, config.linear_eval
+  data, spec = run.data, run.evaluation
   devices = describe_devices(mesh)
-  if config.task.name == RANDOM_INIT:
+  if run.task is None:
     first = "random init (no pretraining)"
-  elif config.eval_only:
-    first = f"{config.task.name}: the checkpoint in {workdir}"
+  elif run.eval_only:
+    first = f"{run.task_name}: the checkpoint in {workdir}"
   else:
-    subset = f", {pc.subset_size} images" if pc.subset_size else ""
-    stream = ", augmented stream" if pc.augment.enabled else ""
-    first = (f"pretrain {config.task.name} on {pc.dataset} ({pc.split}{subset}{stream}) for "
-             f"{pc.steps} steps of {pc.batch_size} at {pc.image_size} px")
-  if le.mode == "finetune":
-    frozen = get_backbone(config.model.name).freeze_label(le.freeze_layer)
-    probe = (f"fine-tune ({frozen}) for {le.finetune_epochs} epochs on "
-             f"{', '.join(le.datasets)} ({le.test_split})")
+    subset = f", {data.subset_size} images" if data.subset_size else ""
+    stream = ", augmented stream" if run.augment is not None else ""
+    first = (f"pretrain {run.task_name} on {data.dataset} ({data.split}{subset}{stream}) for "
+             f"{data.steps} steps of {data.batch_size} at {data.image_size} px")
+  if spec.mode == "finetune":
+    frozen = run.family.freeze_label(spec.freeze_layer)
+    probe = (f"fine-tune ({frozen}) for {spec.finetune_epochs} epochs on "
+             f"{', '.join(spec.datasets)} ({spec.test_split})")
   else:
-    probe = (f"probe {', '.join(config_taps(config))} on {', '.join(le.datasets)} "
-             f"({le.test_split}; {describe_probe(probe_protocol(le))})")
-  beside = " beside random init" if config.task.name != RANDOM_INIT and le.compare_random else ""
-  return f"[{config.experiment}] {first}; then {probe}{beside}; {devices}; workdir {workdir}"
+    probe = (f"probe {', '.join(run.taps)} on {', '.join(spec.datasets)} "
+             f"({spec.test_split}; {describe_probe(probe_protocol(spec))})")
+  beside = " beside random init" if run.task is not None and run.compare_random else ""
+  return f"[{run.experiment}] {first}; then {probe}{beside}; {devices}; workdir {workdir}"
 
 
-def pretrain(config, workdir: str, *, print_fn=print, mesh=None) -> dict[str, Any]:
-  """Pretrain config.task on config.pretrain.dataset (train.loop.train, on what the config
-  builds); resumes from the workdir's last checkpoint. `mesh`: the devices to train on
-  (default: `data_mesh()`, every device)."""
+def pretrain(run: Run, workdir: str, *, print_fn=print, mesh=None) -> dict[str, Any]:
+  """Pretrain the run's task on its data (train.loop.train); resumes from the workdir's
+  last checkpoint. `mesh`: the devices to train on (default: `data_mesh()`, every device)."""
   mesh = mesh or data_mesh()
-  task = task_from_config(config, measure_prior=True)
-  checks.check_config(config, task, mesh.size)
-  data = pretrain_data(config)
+  task = run.measured_task()
+  checks.check_task_fits(task, run.data, run.augment_spec, mesh.size)
+  data = run.data
   builder = data_lib.get_builder(data.dataset, data.data_dir)
   if task.needs_labels:
-    checks.check_num_classes(config, data_lib.num_classes(builder))
+    checks.check_num_classes(run, data_lib.num_classes(builder))
   source_images = data.subset_size or data_lib.pipeline.split_size(builder, data.split)
   check_queue_fits(task, source_images, data.batch_size)
   steps_per_epoch = max(1, (source_images or data.batch_size) // data.batch_size)
-  tx = make_optimizer(config.optim, data.steps, steps_per_epoch)
-  ckpt_lib.claim_workdir(workdir, config.experiment, task.name, shape_fields(config))
-  return train(task, tx, data, augment_from_config(config), workdir, mesh,
-               checkpoint_every=config.checkpoint.every_steps,
-               checkpoint_keep=config.checkpoint.keep, log_every=config.log_every_steps,
-               lr_field=f"optim.lr (now {config.optim.lr})", source_images=source_images,
-               print_fn=print_fn)
+  tx = make_optimizer(run.optimizer, data.steps, steps_per_epoch)
+  ckpt_lib.claim_workdir(workdir, run.experiment, task.name, run.shape_fields)
+  return train(task, tx, data, run.augment, workdir, mesh,
+               checkpoint_every=run.checkpoint_every, checkpoint_keep=run.checkpoint_keep,
+               log_every=run.log_every, lr_field=f"optim.lr (now {run.optimizer.lr})",
+               source_images=source_images, print_fn=print_fn)
 
 
 def run(config, workdir: str, *, print_fn=print, mesh=None) -> dict[str, Any]:
@@ -133,49 +121,50 @@ def run(config, workdir: str, *, print_fn=print, mesh=None) -> dict[str, Any]:
 
   `mesh`: the devices to run on (default: every device of every host, `data_mesh()`)."""
   start = time.time()
-  compilation_cache.enable(config.get("compilation_cache"))
+  checks.check_values(config)
+  built = build_run(config)
+  compilation_cache.enable(built.compilation_cache)
   mesh = mesh or data_mesh()
-  checks.check_run(config, workdir, mesh.size)
+  checks.check_run(built, workdir, mesh.size)
   if jax.process_index() == 0:
-    print_fn(plan(config, workdir, mesh), flush=True)
+    print_fn(plan(built, workdir, mesh), flush=True)
   pretext: dict[str, Any] = {}
-  le = config.linear_eval
-  finetuning = le.mode == "finetune"
-  if config.task.name == RANDOM_INIT:  # fine-tuned with its fc layers, as torchvision's
-    variables = random_backbone(config, backbone_from_config(config).num_fc if finetuning else 0)
-  elif config.eval_only:
-    variables = restore_backbone(config, workdir, mesh)
+  spec = built.evaluation
+  finetuning = spec.mode == "finetune"
+  if built.task is None:  # fine-tuned with its fc layers, as torchvision's
+    variables = random_backbone(built, built.backbone.num_fc if finetuning else 0)
+  elif built.eval_only:
+    variables = restore_backbone(built, workdir, mesh)
   else:
-    out = pretrain(config, workdir, print_fn=print_fn, mesh=mesh)
+    out = pretrain(built, workdir, print_fn=print_fn, mesh=mesh)
     variables = backbone_variables_from_state(out.pop("state"))
     pretext = out
-  models = {config.experiment: variables}
-  if config.task.name != RANDOM_INIT and le.compare_random:
+  models = {built.experiment: variables}
+  if built.task is not None and built.compare_random:
     # the same architecture, data, evaluation and seed
-    models[RANDOM_INIT] = random_backbone(config, num_fc_layers(variables) if finetuning else 0)
-  input_name, input_fn = probe_input(config)
-  spec = evaluation(config)
+    models[RANDOM_INIT] = random_backbone(built, num_fc_layers(variables) if finetuning else 0)
+  input_name, input_fn = built.probe_input
   if finetuning:
-    accuracy, test_images = finetune_eval(backbone_from_config(config), models, spec, mesh,
+    accuracy, test_images = finetune_eval(built.backbone, models, spec, mesh,
                                           workdir, print_fn=print_fn, input_fn=input_fn)
   else:
-    accuracy, test_images = linear_eval(backbone_from_config(config).clone(num_fc=0), models,
+    accuracy, test_images = linear_eval(built.backbone.clone(num_fc=0), models,
                                         spec, mesh, print_fn=print_fn, input_fn=input_fn)
-  baseline = accuracy.get(RANDOM_INIT) if config.task.name != RANDOM_INIT else None
-  mine = accuracy[config.experiment]
+  baseline = accuracy.get(RANDOM_INIT) if built.task is not None else None
+  mine = accuracy[built.experiment]
   results = {
-      "experiment": config.experiment,
-      "variant": config.variant,
-      "task": config.task.name,
-      "config": json.loads(config.to_json_best_effort()),
+      "experiment": built.experiment,
+      "variant": built.variant,
+      "task": built.task_name,
+      "config": built.config_json,
       "pretext": {k: v for k, v in pretext.items() if k != "state"},
       "linear_eval": mine,
       "random_init": baseline,
       "test_images": test_images,
       "probe_input": input_name,
-      "mode": le.mode,
-      "probe": probe_protocol(le) if not finetuning else None,
-      "freeze_layer": le.freeze_layer if finetuning else None,
+      "mode": spec.mode,
+      "probe": probe_protocol(spec) if not finetuning else None,
+      "freeze_layer": spec.freeze_layer if finetuning else None,
       "comparison": {dataset: stats.comparison(top1, baseline and baseline[dataset],
                                                test_images[dataset])
                      for dataset, top1 in mine.items()},
@@ -184,7 +173,7 @@ def run(config, workdir: str, *, print_fn=print, mesh=None) -> dict[str, Any]:
       "processes": jax.process_count(),
   }
   if jax.process_index() == 0:
-    path = os.path.join(workdir, results_file(config.linear_eval))
+    path = os.path.join(workdir, results_file(spec))
     with open(path, "w") as f:
       json.dump(results, f, indent=2)
     print_fn(format_tables(results))

@@ -46,8 +46,8 @@ QUIET = dict(print_fn=quiet)
 def load_config(name: str, variant: str | None = "smoke", **overrides):
   """configs/<name>.py's config for `variant` (smoke by default), with `overrides` given by
   dotted path: load_config('rotation', **{'pretrain.steps': 3})."""
-  from sslflax import study
-  config = study.load_config(str(CONFIGS), name, variant)
+  from sslflax.configpath import load_config as load
+  config = load(str(CONFIGS / f"{name}.py"), variant)
   for path, value in overrides.items():
     node = config
     *parents, last = path.split(".")
@@ -75,8 +75,9 @@ def run_experiment(config, workdir, print_fn=quiet, mesh=None):
 
 def run_pretrain(config, workdir, print_fn=quiet, mesh=None):
   """experiment.pretrain on one device (or `mesh`), quiet unless print_fn is given."""
+  from sslflax.build import build_run
   from sslflax.experiment import pretrain
-  return pretrain(config, str(workdir), print_fn=print_fn, mesh=mesh or one_device())
+  return pretrain(build_run(config), str(workdir), print_fn=print_fn, mesh=mesh or one_device())
 
 
 class Lines(list):

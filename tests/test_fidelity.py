@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sslflax import experiment
+from sslflax.build import build_run, optimizer_spec
 from sslflax import transforms as T
 from sslflax.tasks import make_task
 from tests.helpers import load_config, run_experiment, tiny_backbone
@@ -91,7 +91,7 @@ def test_colorization_prior_is_measured_on_the_pretraining_data_and_cached(tmp_p
 def test_colorization_is_probed_on_lightness_and_rgb_on_request(real_images):
   from sslflax.tasks.colorization import lightness
   config = load_config("colorize")
-  name, fn = experiment.probe_input(config)
+  name, fn = build_run(config).probe_input
   assert name == "lightness" and fn is lightness
   rgb = jnp.asarray(real_images[:2])
   from sslflax.transforms.normalize import IMAGENET_MEAN, IMAGENET_STD
@@ -101,8 +101,8 @@ def test_colorization_is_probed_on_lightness_and_rgb_on_request(real_images):
   np.testing.assert_allclose(seen[..., 0] * 100, skcolor.rgb2lab(real_images[:2])[..., 0],
                              atol=0.05)
   config.linear_eval.input = "rgb"
-  assert experiment.probe_input(config) == ("rgb", None)
-  assert experiment.probe_input(load_config("rotation"))[0] == "rgb"
+  assert build_run(config).probe_input == ("rgb", None)
+  assert build_run(load_config("rotation")).probe_input[0] == "rgb"
 
 
 def test_paper_probe_follows_the_seed():
@@ -275,7 +275,7 @@ def test_sgd_is_plain_momentum_and_deepclusters_top_layer_has_none():
   moco = load_config("moco", "paper").optim
   moco.weight_decay, moco.schedule = 0.0, "constant"
   lr = moco.lr if isinstance(moco.lr, float) else float(moco.lr)
-  ours = two_steps(make_optimizer(moco, 100, 10), params)
+  ours = two_steps(make_optimizer(optimizer_spec(moco), 100, 10), params)
   theirs = two_steps(optax.sgd(lr, 0.9, nesterov=False), params)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), ours, theirs)
   nesterov = two_steps(optax.sgd(lr, 0.9, nesterov=True), params)
@@ -283,7 +283,7 @@ def test_sgd_is_plain_momentum_and_deepclusters_top_layer_has_none():
 
   deepcluster = load_config("deepcluster", None).optim
   deepcluster.weight_decay = 0.0
-  ours = two_steps(make_optimizer(deepcluster, 100, 10), params)
+  ours = two_steps(make_optimizer(optimizer_spec(deepcluster), 100, 10), params)
   np.testing.assert_allclose(ours["head"], two_steps(optax.sgd(0.05), params)["head"], rtol=1e-6)
   np.testing.assert_allclose(ours["backbone"],
                              two_steps(optax.sgd(0.05, 0.9), params)["backbone"], rtol=1e-6)
@@ -313,17 +313,17 @@ def test_swav_paper_variant_follows_its_code():
   config = load_config("swav", "paper")
   optim, steps = config.optim, config.pretrain.steps
   assert (optim.name, optim.warmup_steps, config.task.options.blur_kernel) == ("lars", 0, 23)
-  schedule = make_schedule(optim, steps, 100)
+  schedule = make_schedule(optimizer_spec(optim), steps, 100)
   np.testing.assert_allclose([float(schedule(0)), float(schedule(steps))], [0.6, 0.0006],
                              rtol=1e-5)
   params = {"kernel": jnp.ones((3, 2)), "bias": jnp.array([0.5, -1.0])}
   grads = {"kernel": jnp.full((3, 2), 0.1), "bias": jnp.array([0.2, 0.3])}
-  ours = make_optimizer(optim, steps, 100)
+  ours = make_optimizer(optimizer_spec(optim), steps, 100)
   theirs = optax.lars(schedule, weight_decay=optim.weight_decay, momentum=0.9)
   updates = [tx.update(grads, tx.init(params), params)[0] for tx in (ours, theirs)]
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), *updates)
   simclr = load_config("simclr", "paper").optim  # SimCLR's LARS leaves biases out
-  kernels_only = make_optimizer(simclr, steps, 100)
+  kernels_only = make_optimizer(optimizer_spec(simclr), steps, 100)
   update = kernels_only.update(grads, kernels_only.init(params), params)[0]
   assert not np.allclose(update["bias"], updates[1]["bias"])
 

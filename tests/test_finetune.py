@@ -13,6 +13,7 @@ from flax import traverse_util
 from jax.sharding import Mesh
 
 from sslflax import experiment
+from sslflax.build import build_run, optimizer_spec
 from sslflax.evaluate import finetune as ft
 from sslflax.models import get_backbone
 from sslflax.train.loop import jit_train_step
@@ -104,7 +105,7 @@ def run_finetune(config, workdir, variables, print_fn=lambda *a, **k: None):
 @pytest.mark.slow
 def test_a_killed_finetune_resumes_to_the_same_result(tmp_path):
   config = finetune_config()
-  variables = experiment.random_backbone(config, num_fc=2)
+  variables = experiment.random_backbone(build_run(config), num_fc=2)
   top1, n, state = run_finetune(config, tmp_path / "straight", variables)
   assert int(state.step) == 14 and n == 500  # the smoke variant's test[:500]
 
@@ -172,7 +173,7 @@ def test_plateau_schedule_matches_pytorch_reduce_lr_on_plateau(patience):
   optim = load_config("rotation", "paper").optim
   optim.plateau_patience = patience
   steps_per_epoch = 3
-  tx = make_optimizer(optim, total_steps=100, steps_per_epoch=steps_per_epoch)
+  tx = make_optimizer(optimizer_spec(optim), total_steps=100, steps_per_epoch=steps_per_epoch)
   params = {"w": jnp.ones(3)}
   state = tx.init(params)
   epoch_losses = [5.0, 4.0, 4.0, 4.1, 3.9996, 4.0, 4.0, 3.0, 3.0, 3.0, 3.0, 3.0, 2.0, 2.5, 2.5]

@@ -1,6 +1,9 @@
-"""Optimisers and learning-rate schedules from a config (optax)."""
+"""Optimisers and learning-rate schedules (optax), from an `OptimizerSpec` (config.optim's
+fields, built by sslflax.build)."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import jax
 import optax
@@ -11,7 +14,32 @@ OPTIMIZERS = ("adam", "adamw", "sgd", "lars")
 SCHEDULES = ("constant", "cosine", "step", "exponential", "plateau")
 
 
-def make_schedule(optim, total_steps: int, steps_per_epoch: int) -> optax.Schedule:
+@dataclasses.dataclass(frozen=True)
+class OptimizerSpec:
+  """config.optim's fields (the same names; configs/common.py says what each does)."""
+  name: str
+  lr: float
+  schedule: str
+  warmup_steps: int
+  final_lr: float
+  lars_kernels_only: bool
+  decay_epochs: tuple[float, ...]
+  decay_factor: float
+  plateau_factor: float
+  plateau_patience: int
+  momentum: float
+  nesterov: bool
+  no_momentum: tuple[str, ...]
+  weight_decay: float
+
+  def __post_init__(self):
+    if self.name not in OPTIMIZERS:
+      raise ValueError(f"unknown optim.name {self.name!r}; choose one of {OPTIMIZERS}.")
+    if self.schedule not in SCHEDULES:
+      raise ValueError(f"unknown optim.schedule {self.schedule!r}; choose one of {SCHEDULES}.")
+
+
+def make_schedule(optim: OptimizerSpec, total_steps: int, steps_per_epoch: int) -> optax.Schedule:
   """optim.schedule: 'constant' | 'cosine' (with optim.warmup_steps) | 'step' (x optim.decay_factor
   at each epoch in optim.decay_epochs) | 'exponential' (x optim.decay_factor per epoch)."""
   lr = optim.lr
@@ -20,7 +48,7 @@ def make_schedule(optim, total_steps: int, steps_per_epoch: int) -> optax.Schedu
   if optim.schedule == "cosine":
     return optax.warmup_cosine_decay_schedule(0.0, lr, min(optim.warmup_steps, total_steps // 2),
                                               max(total_steps, 1),
-                                              end_value=optim.get("final_lr", 0.0))
+                                              end_value=optim.final_lr)
   if optim.schedule == "step":
     bounds = {int(e * steps_per_epoch): optim.decay_factor for e in optim.decay_epochs}
     return optax.piecewise_constant_schedule(lr, bounds)
@@ -29,7 +57,7 @@ def make_schedule(optim, total_steps: int, steps_per_epoch: int) -> optax.Schedu
   raise ValueError(f"unknown optim.schedule {optim.schedule!r}; choose one of {SCHEDULES}.")
 
 
-def reduce_on_plateau(optim, steps_per_epoch: int) -> optax.GradientTransformationExtraArgs:
+def reduce_on_plateau(optim: OptimizerSpec, steps_per_epoch: int) -> optax.GradientTransformationExtraArgs:
   """PyTorch's ReduceLROnPlateau(mode='min', factor, patience, threshold=1e-4 relative), on
   the training loss averaged over each epoch (train_step passes the loss as `value`).
 
@@ -41,7 +69,7 @@ def reduce_on_plateau(optim, steps_per_epoch: int) -> optax.GradientTransformati
       accumulation_size=max(steps_per_epoch, 1))
 
 
-def make_optimizer(optim, total_steps: int, steps_per_epoch: int) -> optax.GradientTransformation:
+def make_optimizer(optim: OptimizerSpec, total_steps: int, steps_per_epoch: int) -> optax.GradientTransformation:
   """optim.name: 'adam' | 'adamw' | 'sgd' (see `sgd`) | 'lars' (see
   `lars`); weight decay optim.weight_decay (L2 added to the gradient for adam/sgd, decoupled
   for adamw, inside LARS's trust ratio for lars);
@@ -57,23 +85,23 @@ def weights_only(params):
   return jax.tree.map(lambda p: p.ndim > 1, params)
 
 
-def lars(optim, schedule: optax.Schedule) -> optax.GradientTransformation:
+def lars(optim: OptimizerSpec, schedule: optax.Schedule) -> optax.GradientTransformation:
   """LARS (You et al. 2017): momentum optim.momentum, trust coefficient 0.001. With
   optim.lars_kernels_only (SimCLR's, BYOL's), weight decay and the trust ratio apply to
   kernels only, biases and BatchNorm parameters excluded; without it to every parameter
   (SwAV's SGD wrapped in LARC, clip=False)."""
-  mask = weights_only if optim.get("lars_kernels_only", True) else True
+  mask = weights_only if optim.lars_kernels_only else True
   return optax.lars(schedule, weight_decay=optim.weight_decay, weight_decay_mask=mask,
                     trust_ratio_mask=mask, momentum=optim.momentum)
 
 
-def sgd(optim, schedule: optax.Schedule) -> optax.GradientTransformation:
+def sgd(optim: OptimizerSpec, schedule: optax.Schedule) -> optax.GradientTransformation:
   """SGD with momentum optim.momentum (Nesterov's when optim.nesterov; MoCo and DeepCluster
   use plain momentum), and plain SGD, without momentum, for the top-level parameters named in
   optim.no_momentum (DeepCluster's top layer: its own momentum-free optimiser)."""
   with_momentum = optax.sgd(schedule, momentum=optim.momentum,
-                            nesterov=bool(optim.get("nesterov", False)))
-  plain = tuple(optim.get("no_momentum", ()))
+                            nesterov=optim.nesterov)
+  plain = optim.no_momentum
   if not plain:
     return with_momentum
 
@@ -87,7 +115,7 @@ def sgd(optim, schedule: optax.Schedule) -> optax.GradientTransformation:
   return optax.multi_transform({"momentum": with_momentum, "plain": optax.sgd(schedule)}, labels)
 
 
-def _base_optimizer(optim, schedule: optax.Schedule) -> optax.GradientTransformation:
+def _base_optimizer(optim: OptimizerSpec, schedule: optax.Schedule) -> optax.GradientTransformation:
   if optim.name == "lars":
     return lars(optim, schedule)
   if optim.name == "adamw":
