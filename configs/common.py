@@ -27,6 +27,31 @@ PAPER_LR.update({task: PAPER_LR[near] for task, near in PAPER_NEAREST.items()})
 PAPER_PATIENCE.update({task: PAPER_PATIENCE[near] for task, near in PAPER_NEAREST.items()})
 PAPER_SUBSETS = {"paper": 30_000, "paper-30k": 30_000, "paper-60k": 60_000, "paper-120k": 120_000}
 VARIANTS = ("default", "smoke") + tuple(PAPER_SUBSETS)
+FAMILIES = ("default", "smoke", "paper")  # what a config's settings differ by
+
+
+def variant_family(variant: str) -> str:
+  """The family of a variant: 'default', 'smoke' or 'paper' (paper, paper-30k, -60k, -120k:
+  the same protocol on subsets of three sizes)."""
+  if variant not in VARIANTS:
+    raise ValueError(f"unknown config variant {variant!r}; choose one of {VARIANTS}.")
+  return "paper" if variant in PAPER_SUBSETS else variant
+
+
+def by_variant(config: ml_collections.ConfigDict, **settings: dict) -> ml_collections.ConfigDict:
+  """Set the fields its variant's family names, e.g. by_variant(config, smoke={
+  "pretrain.batch_size": 16}, paper={...}): dotted paths to values (a FieldReference follows
+  its sources). The only place a config reads config.variant."""
+  unknown = sorted(set(settings) - set(FAMILIES))
+  if unknown:
+    raise ValueError(f"by_variant: unknown families {unknown}; choose from {FAMILIES}.")
+  for path, value in settings.get(variant_family(config.variant), {}).items():
+    *parents, leaf = path.split(".")
+    node = config
+    for parent in parents:
+      node = node[parent]
+    node[leaf] = value
+  return config
 
 
 def share_of_steps(config, numerator: int, denominator: int) -> ml_collections.FieldReference:
@@ -47,10 +72,17 @@ def batch_scaled_lr(config, rate: float, rule: str) -> ml_collections.FieldRefer
   raise ValueError(f"unknown learning-rate rule {rule!r}; choose 'linear' or 'sqrt'.")
 
 
+def photo_stream(source_size: int) -> dict:
+  """The default's colour source: the pool is grayscale, so colorization (and multitask,
+  which includes it) learns from the 6 embedded photos as an augmented stream of new views at
+  every step (crops down to 1e-3 of a photo's area), handed over at `source_size`."""
+  return {"pretrain.dataset": "sslflax_sample/photos", "pretrain.augment.enabled": True,
+          "pretrain.augment.source_size": source_size, "pretrain.augment.crop_area": (1e-3, 1.0)}
+
+
 def get_base_config(experiment: str, variant: str | None) -> ml_collections.ConfigDict:
   variant = variant or "default"
-  if variant not in VARIANTS:
-    raise ValueError(f"unknown config variant {variant!r}; choose one of {VARIANTS}.")
+  variant_family(variant)  # an unknown variant fails here
   c = ml_collections.ConfigDict()
   c.experiment = experiment
   c.variant = variant
@@ -71,7 +103,7 @@ def get_base_config(experiment: str, variant: str | None) -> ml_collections.Conf
   c.model.resnet_width = 64  # res2's width (torchvision's 64)
   c.model.zero_init_residual = False  # ResNet: each block's last BN gamma starts at 0
   c.model.cifar_stem = False  # True: a 3x3 stride-1 stem without max pool, for 32-64 px input
-  c.model.patch_size = 16 if variant in PAPER_SUBSETS else 8  # 'vit_ti', 'vit_s': 64 px -> 8 x 8
+  c.model.patch_size = 8  # 'vit_ti', 'vit_s': 64 px -> 8 x 8 (paper: 16, 224 px -> 14 x 14)
 
   c.pretrain = ml_collections.ConfigDict()
   c.pretrain.dataset = "sslflax_sample/fashion_pool"  # 20,000 real images, none in a probe split
@@ -159,65 +191,52 @@ def get_base_config(experiment: str, variant: str | None) -> ml_collections.Conf
   # whatever model.dropout the pretraining used (0 for the view-based tasks).
   c.linear_eval.finetune_dropout = 0.5
 
-  if variant == "smoke":
-    c.model.widths = (16, 32, 32, 32, 32)
-    c.model.fc_width = 64
-    c.model.pool_size = 2
-    c.pretrain.batch_size = 16
-    c.pretrain.steps = 6
-    c.optim.warmup_steps = 2
-    c.checkpoint.every_steps = 3
-    c.log_every_steps = 2
-    c.linear_eval.epochs = 2
-    c.linear_eval.train_subset = 200
-    c.linear_eval.test_split = "test[:500]"  # a slice: seconds, not a measurement
-    c.linear_eval.image_size = 32
-  elif variant in PAPER_SUBSETS:
-    c.model.widths = (96, 256, 384, 384, 256)
-    c.model.fc_width = 4096
-    c.pretrain.dataset = "imagenet2012"
-    c.pretrain.subset_size = PAPER_SUBSETS[variant]
-    c.pretrain.image_size = 224
-    c.pretrain.batch_size = 256
-    c.pretrain.steps = 50 * PAPER_SUBSETS[variant] // 256  # 50 epochs
-    if experiment in PAPER_LR:  # the joint-embedding methods' configs set their own papers'
-      c.optim.lr = PAPER_LR[experiment]
-      # The seed's ReduceLROnPlateau x0.75 per epoch; it watched the held-out pretext loss,
-      # sslflax the training loss averaged over each epoch (no pretext validation pass).
-      c.optim.schedule = "plateau"
-      c.optim.plateau_factor = 0.75
-      c.optim.plateau_patience = PAPER_PATIENCE[experiment]
-    if experiment in PAPER_LR:
-      # The seed's pretraining augmentation: Resize(int(size * 4 / 3.5)), RandomCrop(size),
-      # RandomHorizontalFlip (256 -> 224).
-      c.pretrain.resize_to = int(c.pretrain.image_size * 4 / 3.5)
-      c.pretrain.flip = True
-    # The view-based methods (SimCLR, MoCo, BYOL, SwAV, DeepCluster) crop and flip their own
-    # views, from the shorter side at 224 (a random 224 square of it): a second host crop
-    # would keep their "0.08 to 1 of the area" inside 0.77 of the image's centre.
-    c.checkpoint.every_steps = 1000
-    c.log_every_steps = 100
-    c.linear_eval.datasets = ("cifar10", "svhn_cropped", "oxford_flowers102")
-    c.linear_eval.image_size = 64  # the seed resized CIFAR/SVHN to 64 and kept Flowers at 224
-    c.linear_eval.image_size_per_dataset = (("oxford_flowers102", 224),)
-    c.linear_eval.squash = True  # the seed's Resize((224, 224)): Flowers squashed, not cropped
-    # The seed trained Flowers on 6,552 images and tested on 818 (an 80/10 split of all 8,189).
-    # TFDS's train (1,020) is 10 per class; its larger split is test (6,149). The nearest with
-    # TFDS's splits: train on train+test (7,169), test on validation (1,020).
-    c.linear_eval.splits_per_dataset = (("oxford_flowers102", "train+test", "validation"),)
-    c.linear_eval.weight_decay = 0.0  # the seed's had none
-    # The seed's finetune.py (its Figure 5): conv1..conv3 frozen, conv4, conv5, fc6, fc7 and a
-    # new classifier trained, Adam 1e-4 x0.98 per epoch, 50 epochs, batch 512.
-    c.linear_eval.mode = "finetune"
-    c.linear_eval.freeze_layer = 3
-    c.linear_eval.finetune_epochs = 50
-    c.linear_eval.taps = ("conv3",)  # with --config.linear_eval.mode=probe: the paper's text
-    c.linear_eval.epochs = 50
-    c.linear_eval.batch_size = 512
-    c.linear_eval.lr = 1e-4
-    c.linear_eval.decay_per_epoch = 0.98
-    # --config.linear_eval.mode=probe: the per-layer protocol the surveys compare with
-    c.linear_eval.probe_optimizer = "sgd"
-    c.linear_eval.probe_lr = 0.01
-    c.linear_eval.probe_weight_decay = 5e-4
-  return c
+  subset = PAPER_SUBSETS.get(variant)
+  paper = {
+      "model.widths": (96, 256, 384, 384, 256), "model.fc_width": 4096, "model.patch_size": 16,
+      "pretrain.dataset": "imagenet2012", "pretrain.subset_size": subset,
+      "pretrain.image_size": 224, "pretrain.batch_size": 256,
+      "pretrain.steps": 50 * subset // 256 if subset else None,  # 50 epochs
+      "checkpoint.every_steps": 1000, "log_every_steps": 100,
+      "linear_eval.datasets": ("cifar10", "svhn_cropped", "oxford_flowers102"),
+      # the seed resized CIFAR/SVHN to 64 and kept Flowers at 224
+      "linear_eval.image_size": 64, "linear_eval.image_size_per_dataset": (("oxford_flowers102", 224),),
+      "linear_eval.squash": True,  # the seed's Resize((224, 224)): Flowers squashed, not cropped
+      # The seed trained Flowers on 6,552 images and tested on 818 (an 80/10 split of all
+      # 8,189). TFDS's train (1,020) is 10 per class; its larger split is test (6,149). The
+      # nearest with TFDS's splits: train on train+test (7,169), test on validation (1,020).
+      "linear_eval.splits_per_dataset": (("oxford_flowers102", "train+test", "validation"),),
+      "linear_eval.weight_decay": 0.0,  # the seed's had none
+      # The seed's finetune.py (its Figure 5): conv1..conv3 frozen, conv4, conv5, fc6, fc7 and
+      # a new classifier trained, Adam 1e-4 x0.98 per epoch, 50 epochs, batch 512.
+      "linear_eval.mode": "finetune", "linear_eval.freeze_layer": 3,
+      "linear_eval.finetune_epochs": 50,
+      "linear_eval.taps": ("conv3",),  # with --config.linear_eval.mode=probe: the paper's text
+      "linear_eval.epochs": 50, "linear_eval.batch_size": 512, "linear_eval.lr": 1e-4,
+      "linear_eval.decay_per_epoch": 0.98,
+      # --config.linear_eval.mode=probe: the per-layer protocol the surveys compare with
+      "linear_eval.probe_optimizer": "sgd", "linear_eval.probe_lr": 0.01,
+      "linear_eval.probe_weight_decay": 5e-4,
+  }
+  if experiment in PAPER_LR:  # the joint-embedding methods' configs set their own papers'
+    paper.update({
+        # The seed's ReduceLROnPlateau x0.75 per epoch; it watched the held-out pretext loss,
+        # sslflax the training loss averaged over each epoch (no pretext validation pass).
+        "optim.lr": PAPER_LR[experiment], "optim.schedule": "plateau",
+        "optim.plateau_factor": 0.75, "optim.plateau_patience": PAPER_PATIENCE[experiment],
+        # The seed's pretraining augmentation: Resize(int(size * 4 / 3.5)), RandomCrop(size),
+        # RandomHorizontalFlip (256 -> 224).
+        "pretrain.resize_to": int(224 * 4 / 3.5), "pretrain.flip": True})
+  # The view-based methods (SimCLR, MoCo, BYOL, SwAV, DeepCluster) crop and flip their own
+  # views, from the shorter side at 224 (a random 224 square of it): a second host crop
+  # would keep their "0.08 to 1 of the area" inside 0.77 of the image's centre.
+  smoke = {
+      "model.widths": (16, 32, 32, 32, 32), "model.fc_width": 64, "model.pool_size": 2,
+      "pretrain.batch_size": 16, "pretrain.steps": 6, "optim.warmup_steps": 2,
+      "checkpoint.every_steps": 3, "log_every_steps": 2, "linear_eval.epochs": 2,
+      "linear_eval.train_subset": 200,
+      "linear_eval.test_split": "test[:500]",  # a slice: seconds, not a measurement
+      "linear_eval.image_size": 32,
+  }
+  return by_variant(c, smoke=smoke, paper=paper)
+

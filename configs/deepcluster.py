@@ -1,6 +1,6 @@
 """Experiment: DeepCluster. See configs/common.py for the variants (default, smoke, paper[-60k|-120k])."""
 
-from configs.common import get_base_config
+from configs.common import by_variant, get_base_config
 
 
 def get_config(arg: str | None = None):
@@ -10,9 +10,6 @@ def get_config(arg: str | None = None):
   config.task.options.pca_dim = 256
   config.task.options.kmeans_iterations = 20
   config.task.options.crop_area = (0.08, 1.0)
-  if config.variant == "default":
-    config.pretrain.batch_size = 128
-    config.task.options.recluster_steps = 150  # ~ an epoch of the 20k pool at batch 128
   # The paper: SGD, momentum 0.9 (not Nesterov), lr 0.05, weight decay 1e-5, constant rate;
   # its top layer, re-initialised at each clustering, by SGD without momentum (optimizer_tl).
   config.optim.name = "sgd"
@@ -20,12 +17,13 @@ def get_config(arg: str | None = None):
   config.optim.lr = 0.05
   config.optim.weight_decay = 1e-5
   config.optim.schedule = "constant"
-  if config.variant == "smoke":
-    config.task.options.num_clusters = 8
-    config.task.options.pca_dim = 16
-    config.task.options.recluster_steps = 3
-    config.pretrain.subset_size = 256  # the pool is clustered whole: keep the smoke quick
-  elif config.variant.startswith("paper"):
-    config.task.options.num_clusters = config.pretrain.subset_size // 128  # 234 for 30K
-    config.task.options.recluster_steps = config.pretrain.subset_size // config.pretrain.batch_size
-  return config
+  subset, batch = config.pretrain.get_ref("subset_size"), config.pretrain.get_ref("batch_size")
+  return by_variant(
+      config,
+      default={"pretrain.batch_size": 128,
+               "task.options.recluster_steps": 150},  # ~ an epoch of the 20k pool at batch 128
+      smoke={"task.options.num_clusters": 8, "task.options.pca_dim": 16,
+             "task.options.recluster_steps": 3,
+             "pretrain.subset_size": 256},  # the pool is clustered whole: keep the smoke quick
+      paper={"task.options.num_clusters": subset // 128,  # 234 for 30K
+             "task.options.recluster_steps": subset // batch})  # an epoch

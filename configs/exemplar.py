@@ -1,6 +1,6 @@
 """Experiment: exemplar. See configs/common.py for the variants (default, smoke, paper[-60k|-120k])."""
 
-from configs.common import get_base_config
+from configs.common import by_variant, get_base_config
 
 
 def get_config(arg: str | None = None):
@@ -15,11 +15,8 @@ def get_config(arg: str | None = None):
   # agree on (on real photos the triplet loss fell from 0.48 to 0.47 in 120 steps with it,
   # to 0.25 without). Kolesnikov et al.'s ResNet has none.
   config.model.dropout = 0.0
-  if config.variant == "default":
-    config.pretrain.batch_size = 32  # x 8 views: 256 forward images a step, as rotation's 4 x 64
-  elif config.variant == "smoke":
-    config.task.options.copies = 2
-    config.task.options.embed_dim = 16
-  elif config.variant.startswith("paper"):
-    config.pretrain.batch_size = 64  # Kolesnikov et al.'s 64 images x 8 views
-  return config
+  return by_variant(
+      config,
+      default={"pretrain.batch_size": 32},  # x 8 views: 256 forward images a step, as rotation's
+      smoke={"task.options.copies": 2, "task.options.embed_dim": 16},
+      paper={"pretrain.batch_size": 64})  # Kolesnikov et al.'s 64 images x 8 views

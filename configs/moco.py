@@ -1,6 +1,6 @@
 """Experiment: MoCo v2. See configs/common.py for the variants (default, smoke, paper[-60k|-120k])."""
 
-from configs.common import batch_scaled_lr, get_base_config
+from configs.common import batch_scaled_lr, by_variant, get_base_config
 
 
 def get_config(arg: str | None = None):
@@ -12,22 +12,18 @@ def get_config(arg: str | None = None):
   config.task.options.out = 128
   config.task.options.crop_area = (0.2, 1.0)
   config.model.dropout = 0.0
-  if config.variant == "default":
-    config.pretrain.batch_size = 128  # x 2 views (one through the momentum encoder)
   # MoCo v2: SGD momentum 0.9, lr 0.03 x batch / 256, weight decay 1e-4, cosine.
   config.optim.name = "sgd"
   config.optim.lr = batch_scaled_lr(config, 0.03, "linear")
   config.optim.weight_decay = 1e-4
-  if config.variant == "smoke":
-    config.pretrain.batch_size = 16
-    config.task.options.queue_size = 64
-    config.task.options.hidden = 32
-    config.task.options.out = 16
-  elif config.variant.startswith("paper"):
-    config.task.options.momentum = 0.999
-    # The paper's 65,536 keys are 5% of ImageNet, but 2.2 epochs of the 30K subset: a quarter
-    # of the subset at most (a multiple of the batch): 7,424 keys for 30K.
-    subset, batch = config.pretrain.subset_size, config.pretrain.batch_size
-    config.task.options.queue_size = subset // 4 // batch * batch
-    config.task.options.hidden = 2048
-  return config
+  subset, batch = config.pretrain.get_ref("subset_size"), config.pretrain.get_ref("batch_size")
+  return by_variant(
+      config,
+      default={"pretrain.batch_size": 128},  # x 2 views (one through the momentum encoder)
+      smoke={"pretrain.batch_size": 16, "task.options.queue_size": 64,
+             "task.options.hidden": 32, "task.options.out": 16},
+      # The paper's 65,536 keys are 5% of ImageNet, but 2.2 epochs of the 30K subset: a
+      # quarter of the subset at most (a multiple of the batch): 7,424 keys for 30K.
+      paper={"task.options.momentum": 0.999,
+             "task.options.queue_size": subset // 4 // batch * batch,
+             "task.options.hidden": 2048})

@@ -6,7 +6,7 @@ options go under its name, as its own config sets them.
 
 import ml_collections
 
-from configs.common import get_base_config
+from configs.common import by_variant, get_base_config, photo_stream
 
 
 def get_config(arg: str | None = None):
@@ -17,17 +17,13 @@ def get_config(arg: str | None = None):
   options.combine = "sum"  # or 'alternate': round-robin, one task per step
   options.jigsaw = ml_collections.ConfigDict({"num_permutations": 1000})
   options.colorization = ml_collections.ConfigDict({"rebalance_lambda": 0.5, "prior": "data"})
-  if config.variant == "smoke":
-    options.jigsaw = ml_collections.ConfigDict(
-        {"num_permutations": 24, "tile_features": 32, "hidden": 64})
-    options.colorization.decoder_width = 32
-  if not config.variant.startswith("paper"):
-    # Colorization needs colour and the pool is gray: every task learns from the 6 embedded
-    # photos as an augmented stream, as configs/colorize.py.
-    config.pretrain.dataset = "sslflax_sample/photos"
-    config.pretrain.augment.enabled = True
-    config.pretrain.augment.source_size = 256 if config.variant == "default" else 64
-    config.pretrain.augment.crop_area = (1e-3, 1.0)
-  if config.variant == "default":
-    config.pretrain.steps = 300  # three tasks a step: about as long as jigsaw's 600
-  return config
+  # Colorization needs colour and the pool is gray: every task learns from the 6 embedded
+  # photos as an augmented stream, as configs/colorize.py.
+  return by_variant(
+      config,
+      default={**photo_stream(256),
+               "pretrain.steps": 300},  # three tasks a step: about as long as jigsaw's 600
+      smoke={**photo_stream(64),
+             "task.options.jigsaw": ml_collections.ConfigDict(
+                 {"num_permutations": 24, "tile_features": 32, "hidden": 64}),
+             "task.options.colorization.decoder_width": 32})

@@ -1,6 +1,6 @@
 """Experiment: patch_location. See configs/common.py for the variants (default, smoke, paper[-60k|-120k])."""
 
-from configs.common import get_base_config
+from configs.common import by_variant, get_base_config
 
 
 def get_config(arg: str | None = None):
@@ -10,10 +10,8 @@ def get_config(arg: str | None = None):
   config.task.options.gap = None
   config.task.options.jitter = None
   config.task.options.color_guard = "projection"  # a no-op on the gray pool; 'drop' for colour
-  if config.variant == "smoke":
-    config.task.options.tile_features = 32
-    config.task.options.hidden = 64
-  elif config.variant.startswith("paper"):
-    config.task.options.tile_features = 4096  # the paper's fc6 per patch and fc7 of the pair
-    config.task.options.hidden = 4096
-  return config
+  return by_variant(
+      config,
+      smoke={"task.options.tile_features": 32, "task.options.hidden": 64},
+      # the paper's fc6 per patch and fc7 of the pair
+      paper={"task.options.tile_features": 4096, "task.options.hidden": 4096})

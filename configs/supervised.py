@@ -1,6 +1,6 @@
 """Experiment: supervised. See configs/common.py for the variants (default, smoke, paper[-60k|-120k])."""
 
-from configs.common import get_base_config
+from configs.common import by_variant, get_base_config
 
 
 def get_config(arg: str | None = None):
@@ -9,6 +9,6 @@ def get_config(arg: str | None = None):
   # pretext tasks. The seed's Figure 5 "supervised" was torchvision's AlexNet trained on all of
   # ImageNet (1.28M images, no BN), a stronger topline than any subset allows; the study's
   # paper table labels it so.
-  # The pretraining set's classes: ImageNet's 1000, the default pool's 10 Fashion-MNIST classes.
-  config.task.options.num_classes = 1000 if config.variant.startswith("paper") else 10
-  return config
+  # The pretraining set's classes: the default pool's 10 Fashion-MNIST classes, ImageNet's 1000.
+  config.task.options.num_classes = 10
+  return by_variant(config, paper={"task.options.num_classes": 1000})

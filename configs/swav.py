@@ -1,6 +1,6 @@
 """Experiment: SwAV. See configs/common.py for the variants (default, smoke, paper[-60k|-120k])."""
 
-from configs.common import batch_scaled_lr, get_base_config, share_of_steps
+from configs.common import batch_scaled_lr, by_variant, get_base_config, share_of_steps
 
 
 def get_config(arg: str | None = None):
@@ -22,35 +22,26 @@ def get_config(arg: str | None = None):
   config.task.options.queue_start_step = share_of_steps(config, 1, 6)  # 100 of 600
   config.task.options.freeze_prototypes_steps = share_of_steps(config, 1, 12)  # 50 of 600
   config.model.dropout = 0.0
-  if config.variant == "default":
-    config.pretrain.batch_size = 64  # x 4 crops (2 x 64 px, 2 x 32 px)
   # LARS, warm-up and cosine, weight decay 1e-6 (the paper: lr 0.6 at batch 256).
   config.optim.name = "lars"
   config.optim.lr = batch_scaled_lr(config, 0.6, "linear")
   config.optim.weight_decay = 1e-6
   config.optim.warmup_steps = share_of_steps(config, 1, 10)
-  if config.variant == "smoke":
-    config.task.options.num_prototypes = 20
-    config.task.options.num_local = 2
-    config.task.options.local_size = 16
-    config.task.options.hidden = 32
-    config.task.options.out = 16
-    config.task.options.queue_size = 32
-    config.task.options.queue_start_step = 2
-    config.task.options.freeze_prototypes_steps = 1
-  elif config.variant.startswith("paper"):
-    config.task.options.num_prototypes = 3000
-    config.task.options.num_local = 6
-    config.task.options.local_size = 96
-    config.task.options.hidden = 2048
-    config.task.options.queue_size = 3840
-    config.task.options.queue_start_step = share_of_steps(config, 15, 50)  # epoch 15 of 50
-    config.task.options.freeze_prototypes_steps = share_of_steps(config, 1, 50)  # one epoch
-    # SwAV's code: a 23 px blur kernel, sigma 0.1-2 px, on the 96 px crops too; SGD in LARC
-    # (clip=False) with weight decay on every parameter; its batch-256 script: no warm-up,
-    # cosine from 0.6 to 0.0006.
-    config.task.options.blur_kernel = 23
-    config.optim.lars_kernels_only = False
-    config.optim.warmup_steps = 0
-    config.optim.final_lr = batch_scaled_lr(config, 0.0006, "linear")
-  return config
+  return by_variant(
+      config,
+      default={"pretrain.batch_size": 64},  # x 4 crops (2 x 64 px, 2 x 32 px)
+      smoke={"task.options.num_prototypes": 20, "task.options.num_local": 2,
+             "task.options.local_size": 16, "task.options.hidden": 32, "task.options.out": 16,
+             "task.options.queue_size": 32, "task.options.queue_start_step": 2,
+             "task.options.freeze_prototypes_steps": 1},
+      paper={"task.options.num_prototypes": 3000, "task.options.num_local": 6,
+             "task.options.local_size": 96, "task.options.hidden": 2048,
+             "task.options.queue_size": 3840,
+             "task.options.queue_start_step": share_of_steps(config, 15, 50),  # epoch 15 of 50
+             "task.options.freeze_prototypes_steps": share_of_steps(config, 1, 50),  # an epoch
+             # SwAV's code: a 23 px blur kernel, sigma 0.1-2 px, on the 96 px crops too; SGD
+             # in LARC (clip=False) with weight decay on every parameter; its batch-256
+             # script: no warm-up, cosine from 0.6 to 0.0006.
+             "task.options.blur_kernel": 23, "optim.lars_kernels_only": False,
+             "optim.warmup_steps": 0,
+             "optim.final_lr": batch_scaled_lr(config, 0.0006, "linear")})
