@@ -179,9 +179,9 @@ at random init, and writes `results.json`. The same call runs every experiment o
 line (`python -m sslflax.main --config=configs/rotation.py`).""",
     """import tempfile
 from sslflax import experiment
-from sslflax.study import load_config
+from sslflax.configpath import load_config
 
-config = load_config("configs", "rotation", "smoke" if SMOKE else None)
+config = load_config("configs/rotation.py", "smoke" if SMOKE else None)
 if not SMOKE:
   config.pretrain.steps = 100  # a few minutes on a CPU; the default is 600
 results = experiment.run(config, tempfile.mkdtemp(prefix="sslflax_quickstart_"),
@@ -318,9 +318,9 @@ images, and in 60 steps on a CPU this task stays close to chance (0.25). A probe
 from a pretext task that was not learned measures little beyond the random initialisation.""",
     """import tempfile
 from sslflax import experiment
-from sslflax.study import load_config
+from sslflax.configpath import load_config
 
-config = load_config("configs", "rotation", "smoke" if SMOKE else None)
+config = load_config("configs/rotation.py", "smoke" if SMOKE else None)
 config.experiment = config.task.name = "flip"
 if not SMOKE:
   config.pretrain.steps = 60  # a few minutes on a CPU
@@ -347,8 +347,9 @@ On the command line: `python -m sslflax.study --config=configs/study.py --workdi
     """import tempfile
 from IPython.display import Image, Markdown, display
 from sslflax import study
+from sslflax.configpath import load_config
 
-config = study.load_config("configs", "study", "smoke")
+config = load_config("configs/study.py", "smoke")
 if SMOKE:  # CI: two cells (tests/test_study.py runs the whole smoke study)
   config.experiments, config.subset_sizes = ("random", "rotation"), (32,)
 workdir = tempfile.mkdtemp(prefix="sslflax_study_")

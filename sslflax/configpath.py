@@ -1,4 +1,5 @@
-"""Where config files find their siblings (`from configs.common import ...`)."""
+"""Loading config files: where they find their siblings (`from configs.common import ...`),
+and `load_config`."""
 
 from __future__ import annotations
 
@@ -25,11 +26,22 @@ def config_spec(argv: list[str]) -> str | None:
   return spec
 
 
-def load_config_file(spec: str):
-  """get_config(variant) of the file in 'FILE[:VARIANT]', as ml_collections would load it."""
-  import importlib.util
-  path, _, variant = spec.partition(":")
-  module_spec = importlib.util.spec_from_file_location("_sslflax_config", path)
-  module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
-  return module.get_config(variant) if variant else module.get_config()
+def load_config(spec: str, variant: str | None = None):
+  """get_config(variant) of a config file, the one way sslflax loads one outside the command
+  line: load_config('configs/rotation.py:smoke') or load_config('configs/rotation.py',
+  'smoke'). The file's folder is imported as a package, so it imports its siblings as
+  `configs.common`."""
+  import importlib
+  import os
+  from sslflax.errors import ConfigError
+  path, _, spec_variant = spec.partition(":")
+  variant = variant or spec_variant or None
+  if not os.path.isfile(path):
+    folder = os.path.dirname(path) or "."
+    raise ConfigError(f"no config file {path}; experiment names are files in {folder} "
+                      f"(e.g. rotation, colorize, random).")
+  root, package = os.path.split(os.path.dirname(os.path.abspath(path)))
+  if root not in sys.path:
+    sys.path.insert(0, root)
+  module = importlib.import_module(f"{package}.{pathlib.Path(path).stem}")
+  return module.get_config(variant)

@@ -142,10 +142,10 @@ def _last_error(message: str) -> str:
 
 def unknown_override(argv: list[str]) -> str | None:
   """'unknown config field ...' for the first --config.a.b=v whose field the file lacks."""
-  from sslflax.configpath import config_spec, load_config_file
+  from sslflax.configpath import config_spec, load_config
   spec = config_spec(argv)
   try:
-    config = load_config_file(spec) if spec else None
+    config = load_config(spec) if spec else None
   except Exception:  # noqa: BLE001 - the file's own error is reported instead
     return None
   for arg in argv:

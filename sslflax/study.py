@@ -24,7 +24,7 @@ the augmentation study.single_image_augment (Asano et al. 2020).
 from __future__ import annotations
 
 import dataclasses
-import importlib
+import functools
 import json
 import math
 import os
@@ -35,6 +35,7 @@ from typing import Any, Callable
 
 import ml_collections
 
+from sslflax.configpath import load_config
 from sslflax.errors import ConfigError, WorkdirError
 from sslflax.results import RANDOM_INIT, results_file
 
@@ -80,29 +81,14 @@ def grid(study: ml_collections.ConfigDict) -> list[Cell]:
                   for cell in cells]
 
 
-def load_config(config_dir: str, name: str, variant: str | None = None) -> ml_collections.ConfigDict:
-  """get_config(variant) of config_dir/<name>.py, e.g. load_config('configs', 'rotation', 'smoke').
-
-  The folder is imported as a package (experiment configs import configs.common).
-  """
-  path = os.path.join(config_dir, f"{name}.py")
-  if not os.path.exists(path):
-    raise ConfigError(f"no config file {path}; experiment names are files in "
-                            f"{config_dir} (e.g. rotation, colorize, random).")
-  root, package = os.path.split(os.path.abspath(config_dir))
-  if root not in sys.path:
-    sys.path.insert(0, root)
-  module = importlib.import_module(f"{package}.{name}")
-  return module.get_config(variant)
-
-
 def pretrain_steps(study: ml_collections.ConfigDict, size: int, batch_size: int) -> int:
   return max(1, math.ceil(study.pretrain_epochs * size / batch_size))
 
 
 def cell_config(study: ml_collections.ConfigDict, cell: Cell) -> ml_collections.ConfigDict:
   """The experiment config of one cell: its own file and variant, plus the study's fields."""
-  config = load_config(study.config_dir, cell.experiment, study.experiment_variant)
+  config = load_config(os.path.join(study.config_dir, f"{cell.experiment}.py"),
+                       study.experiment_variant)
   config.update(study.overrides)
   config.seed = cell.seed
   config.linear_eval.datasets = tuple(study.downstream)
@@ -290,23 +276,53 @@ def passed_config_args(argv: list[str]) -> list[str]:
   return kept
 
 
-def main(argv) -> None:
+@dataclasses.dataclass(frozen=True)
+class StudyFlags:
+  """The command line's flags (absl FlagHolders), defined by `define_flags`."""
+  config: Any
+  workdir: Any
+  cell: Any
+  list: Any
+  report_only: Any
+  multihost: Any
+
+
+def define_flags() -> StudyFlags:
+  """The study command's flags, defined when its command runs (not on import: `sslflax.main`
+  defines --config too, and both modules are imported together in one process)."""
+  from absl import flags
+  from ml_collections import config_flags
+  holders = StudyFlags(
+      config=config_flags.DEFINE_config_file("config", None, "Study config file[:variant]."),
+      workdir=flags.DEFINE_string("workdir", None, "The study's directory: cells/, report, figures."),
+      cell=flags.DEFINE_integer("cell", -1, "Run only this cell of the grid (see --list)."),
+      list=flags.DEFINE_bool("list", False, "Print the grid's cells and the command of each."),
+      report_only=flags.DEFINE_bool("report_only", False,
+                                    "Only gather the finished cells into the report."),
+      multihost=flags.DEFINE_bool("multihost", False,
+                                  "Join a multi-host job first (see sslflax/distributed.py)."))
+  flags.DEFINE_bool("verbose", False, "Also show TensorFlow, absl and TFDS messages.")
+  flags.mark_flags_as_required(["config", "workdir"])
+  return holders
+
+
+def main(argv, flags: StudyFlags) -> None:
   del argv
-  study, workdir = _CONFIG.value, _WORKDIR.value
+  study, workdir = flags.config.value, flags.workdir.value
   config_args = passed_config_args(sys.argv[1:])
   cells = grid(study)
-  if _LIST.value:  # before TensorFlow and JAX start: launchers call this to size job arrays
+  if flags.list.value:  # before TensorFlow and JAX start: launchers call this to size job arrays
     for index, cell in enumerate(cells):
       print(f"{index}\t{cell.name}\t{' '.join(cell_command(config_args, workdir, index))}")
     return
-  if not 0 <= _CELL.value < len(cells) and _CELL.value != -1:
-    raise ConfigError(f"--cell={_CELL.value} is out of range: the study has {len(cells)} cells "
+  if not 0 <= flags.cell.value < len(cells) and flags.cell.value != -1:
+    raise ConfigError(f"--cell={flags.cell.value} is out of range: the study has {len(cells)} cells "
                      f"(0..{len(cells) - 1}); see --list.")
   from sslflax import distributed, report
-  print_fn = distributed.start(_MULTIHOST.value)
-  if _CELL.value >= 0:
-    run_cell(study, workdir, cells[_CELL.value], print_fn=print_fn)
-  elif _REPORT_ONLY.value:
+  print_fn = distributed.start(flags.multihost.value)
+  if flags.cell.value >= 0:
+    run_cell(study, workdir, cells[flags.cell.value], print_fn=print_fn)
+  elif flags.report_only.value:
     report.write_report(study, workdir, collect(study, workdir), print_fn=print_fn)
   else:
     run_study(study, workdir, config_args=config_args, print_fn=print_fn)
@@ -314,25 +330,12 @@ def main(argv) -> None:
 
 def cli() -> None:
   """The `sslflax-study` command, the same as `python -m sslflax.study`."""
-  global _CONFIG, _WORKDIR, _CELL, _LIST, _REPORT_ONLY, _MULTIHOST
-  from absl import flags
-  from ml_collections import config_flags
-
   from sslflax import console
-  _CONFIG = config_flags.DEFINE_config_file("config", None, "Study config file[:variant].")
-  _WORKDIR = flags.DEFINE_string("workdir", None, "The study's directory: cells/, report, figures.")
-  _CELL = flags.DEFINE_integer("cell", -1, "Run only this cell of the grid (see --list).")
-  _LIST = flags.DEFINE_bool("list", False, "Print the grid's cells and the command of each.")
-  _REPORT_ONLY = flags.DEFINE_bool("report_only", False,
-                                   "Only gather the finished cells into the report.")
-  _MULTIHOST = flags.DEFINE_bool("multihost", False,
-                                 "Join a multi-host job first (see sslflax/distributed.py).")
-  flags.DEFINE_bool("verbose", False, "Also show TensorFlow, absl and TFDS messages.")
-  flags.mark_flags_as_required(["config", "workdir"])
   from sslflax.configpath import put_config_package_on_path
+  holders = define_flags()
   console.set_verbose_from_argv(sys.argv[1:])
   put_config_package_on_path(sys.argv[1:])
-  console.run_cli(main, lambda: _CONFIG.value)
+  console.run_cli(functools.partial(main, flags=holders), lambda: holders.config.value)
 
 
 if __name__ == "__main__":
