@@ -180,12 +180,13 @@ line (`python -m sslflax.main --config=configs/rotation.py`).""",
     """import tempfile
 from sslflax import experiment
 from sslflax.configpath import load_config
+from sslflax.log import redirect
 
 config = load_config("configs/rotation.py", "smoke" if SMOKE else None)
 if not SMOKE:
   config.pretrain.steps = 100  # a few minutes on a CPU; the default is 600
-results = experiment.run(config, tempfile.mkdtemp(prefix="sslflax_quickstart_"),
-                         print_fn=lambda *a, **k: None)
+with redirect(None):  # the progress lines; without it they print here
+  results = experiment.run(config, tempfile.mkdtemp(prefix="sslflax_quickstart_"))
 print(experiment.format_tables(results))""",
     """md:Each row compares a layer's probe with random init's on the same images, with binomial
 standard errors over the test images; `*` marks differences beyond 2 standard errors of the
@@ -319,13 +320,14 @@ from a pretext task that was not learned measures little beyond the random initi
     """import tempfile
 from sslflax import experiment
 from sslflax.configpath import load_config
+from sslflax.log import redirect
 
 config = load_config("configs/rotation.py", "smoke" if SMOKE else None)
 config.experiment = config.task.name = "flip"
 if not SMOKE:
   config.pretrain.steps = 60  # a few minutes on a CPU
-results = experiment.run(config, tempfile.mkdtemp(prefix="sslflax_flip_"),
-                         print_fn=lambda *a, **k: None)
+with redirect(None):
+  results = experiment.run(config, tempfile.mkdtemp(prefix="sslflax_flip_"))
 print("pretext accuracy:", round(results["pretext"]["final_metrics"]["accuracy"], 3))
 print(experiment.format_tables(results))""",
 ])
@@ -348,18 +350,21 @@ On the command line: `python -m sslflax.study --config=configs/study.py --workdi
 from IPython.display import Image, Markdown, display
 from sslflax import study
 from sslflax.configpath import load_config
+from sslflax.log import redirect
 
 config = load_config("configs/study.py", "smoke")
 if SMOKE:  # CI: two cells (tests/test_study.py runs the whole smoke study)
   config.experiments, config.subset_sizes = ("random", "rotation"), (32,)
 workdir = tempfile.mkdtemp(prefix="sslflax_study_")
-markdown = study.run_study(config, workdir, print_fn=lambda *a, **k: None)
+with redirect(None):
+  markdown = study.run_study(config, workdir)
 display(Markdown(markdown))
 display(Image(f"{workdir}/figures/accuracy_per_dataset.png"))""",
     """md:Running it again reuses every finished cell (an interrupted study continues where it
 stopped):""",
     """lines = []
-study.run_study(config, workdir, print_fn=lambda line, **k: lines.append(line))
+with redirect(lines.append):
+  study.run_study(config, workdir)
 print(lines[0])""",
     """md:## The default study, as measured
 The shipped results of `python -m sslflax.study --config=configs/study.py` on a 2-core CPU.

@@ -46,16 +46,9 @@ def checkpoint_barriers_through_coordinator() -> None:
   flags.FLAGS["experimental_orbax_use_distributed_barrier"].parse("true")
 
 
-def console_printer():
-  """print on process 0; the other processes of a multi-host job stay quiet."""
-  import jax
-  return print if jax.process_index() == 0 else (lambda *args, **kwargs: None)
-
-
-def start(multihost: bool):
-  """The command lines' process set-up; returns the print function for progress lines.
-
-  Library INFO logs are silenced (progress lines are printed), host memory freed by XLA is
+def start(multihost: bool) -> None:
+  """The command lines' process set-up. Library INFO logs are silenced (sslflax's own lines
+  print from process 0 only: sslflax.log), host memory freed by XLA is
   kept for reuse (sslflax/hostmem.py), and with `multihost` the process joins its job before
   JAX touches a device. (sslflax.data keeps TensorFlow off the GPUs when it is imported.)
   """
@@ -65,4 +58,5 @@ def start(multihost: bool):
   logging.set_verbosity(logging.WARNING)
   if multihost:
     initialize()
-  return console_printer()
+  from sslflax.log import quiet_unless_first_process
+  quiet_unless_first_process()

@@ -24,6 +24,7 @@ from sslflax.results import RANDOM_INIT, results_file
 from sslflax.train import checkpoint as ckpt_lib
 from sslflax.train.loop import check_queue_fits, data_mesh, init_state, train
 from sslflax.train.optim import make_optimizer
+from sslflax.log import log
 
 
 
@@ -95,7 +96,7 @@ def plan(run: Run, workdir: str, mesh) -> str:
   return f"[{run.experiment}] {first}; then {probe}{beside}; {devices}; workdir {workdir}"
 
 
-def pretrain(run: Run, workdir: str, *, print_fn=print, mesh=None) -> dict[str, Any]:
+def pretrain(run: Run, workdir: str, *, mesh=None) -> dict[str, Any]:
   """Pretrain the run's task on its data (train.loop.train); resumes from the workdir's
   last checkpoint. `mesh`: the devices to train on (default: `data_mesh()`, every device)."""
   mesh = mesh or data_mesh()
@@ -113,10 +114,10 @@ def pretrain(run: Run, workdir: str, *, print_fn=print, mesh=None) -> dict[str, 
   return train(task, tx, data, run.augment, workdir, mesh,
                checkpoint_every=run.checkpoint_every, checkpoint_keep=run.checkpoint_keep,
                log_every=run.log_every, lr_field=f"optim.lr (now {run.optimizer.lr})",
-               source_images=source_images, print_fn=print_fn)
+               source_images=source_images)
 
 
-def run(config, workdir: str, *, print_fn=print, mesh=None) -> dict[str, Any]:
+def run(config, workdir: str, *, mesh=None) -> dict[str, Any]:
   """Run the whole experiment described by `config`, writing workdir/results.json.
 
   `mesh`: the devices to run on (default: every device of every host, `data_mesh()`)."""
@@ -127,7 +128,7 @@ def run(config, workdir: str, *, print_fn=print, mesh=None) -> dict[str, Any]:
   mesh = mesh or data_mesh()
   checks.check_run(built, workdir, mesh.size)
   if jax.process_index() == 0:
-    print_fn(plan(built, workdir, mesh), flush=True)
+    log.info(plan(built, workdir, mesh))
   pretext: dict[str, Any] = {}
   spec = built.evaluation
   finetuning = spec.mode == "finetune"
@@ -136,7 +137,7 @@ def run(config, workdir: str, *, print_fn=print, mesh=None) -> dict[str, Any]:
   elif built.eval_only:
     variables = restore_backbone(built, workdir, mesh)
   else:
-    out = pretrain(built, workdir, print_fn=print_fn, mesh=mesh)
+    out = pretrain(built, workdir, mesh=mesh)
     variables = backbone_variables_from_state(out.pop("state"))
     pretext = out
   models = {built.experiment: variables}
@@ -146,10 +147,10 @@ def run(config, workdir: str, *, print_fn=print, mesh=None) -> dict[str, Any]:
   input_name, input_fn = built.probe_input
   if finetuning:
     accuracy, test_images = finetune_eval(built.backbone, models, spec, mesh,
-                                          workdir, print_fn=print_fn, input_fn=input_fn)
+                                          workdir, input_fn=input_fn)
   else:
     accuracy, test_images = linear_eval(built.backbone.clone(num_fc=0), models,
-                                        spec, mesh, print_fn=print_fn, input_fn=input_fn)
+                                        spec, mesh, input_fn=input_fn)
   baseline = accuracy.get(RANDOM_INIT) if built.task is not None else None
   mine = accuracy[built.experiment]
   results = {
@@ -176,7 +177,7 @@ def run(config, workdir: str, *, print_fn=print, mesh=None) -> dict[str, Any]:
     path = os.path.join(workdir, results_file(spec))
     with open(path, "w") as f:
       json.dump(results, f, indent=2)
-    print_fn(format_tables(results))
-    print_fn(f"results: {path}  "
+    log.info(format_tables(results))
+    log.info(f"results: {path}  "
              f"({results['wall_time_s']:.0f} s)")
   return results

@@ -24,9 +24,9 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   del argv
   from sslflax import distributed
-  print_fn = distributed.start(_MULTIHOST.value)
+  distributed.start(_MULTIHOST.value)
   from sslflax import experiment  # after start(): JAX must not see a device before the job is joined
-  experiment.run(_CONFIG.value, _WORKDIR.value, print_fn=print_fn)
+  experiment.run(_CONFIG.value, _WORKDIR.value)
 
 
 def cli() -> None:

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import csv
 import os
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 import numpy as np
 
 from sslflax.evaluate import stats
 from sslflax.models import all_taps, get_backbone, registered_backbones
 from sslflax.results import RANDOM_INIT
+from sslflax.log import log
 
 CSV_FIELDS = ("experiment", "task", "pretrain_size", "downstream", "tap", "seed", "top1",
               "test_images", "pretrain_steps", "pretext_loss", "wall_time_s")
@@ -434,8 +435,7 @@ def layer_figure(rows, dataset: str, taps: list[str], pretrained: list[str],
   return fig
 
 
-def write_report(study, workdir: str, cells_and_results, *,
-                 print_fn: Callable[..., None] = print) -> str:
+def write_report(study, workdir: str, cells_and_results) -> str:
   """results.csv, study.md (tables) and figures/*.png in the workdir; returns the Markdown."""
   rows, missing = [], []
   for cell, results in cells_and_results:
@@ -495,7 +495,7 @@ def write_report(study, workdir: str, cells_and_results, *,
   markdown = "\n\n".join(sections) + "\n"
   with open(os.path.join(workdir, "study.md"), "w") as f:
     f.write(markdown)
-  print_fn(markdown)
-  print_fn(f"[study] wrote {os.path.join(workdir, 'study.md')}, results.csv and "
-           f"{len(figures)} figures", flush=True)
+  log.info(markdown)
+  log.info(f"[study] wrote {os.path.join(workdir, 'study.md')}, results.csv and "
+           f"{len(figures)} figures")
   return markdown

@@ -31,13 +31,14 @@ import os
 import subprocess
 import sys
 import time
-from typing import Any, Callable
+from typing import Any
 
 import ml_collections
 
 from sslflax.configpath import load_config
 from sslflax.errors import ConfigError, WorkdirError
 from sslflax.results import RANDOM_INIT, results_file
+from sslflax.log import log
 
 WHOLE_SET = 0  # a size of 0: the experiment's whole pretraining split
 
@@ -154,7 +155,7 @@ def _differing_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
 
 
 def run_cell(study: ml_collections.ConfigDict, workdir: str, cell: Cell,
-             print_fn: Callable[..., None] = print, mesh=None) -> dict[str, Any]:
+             mesh=None) -> dict[str, Any]:
   """Run (or resume, or reuse) one cell in this process (on `mesh`: see experiment.run)."""
   from sslflax import experiment  # JAX starts here, after --multihost set-up
   config = cell_config(study, cell)
@@ -166,7 +167,7 @@ def run_cell(study: ml_collections.ConfigDict, workdir: str, cell: Cell,
                        f"(--cell={grid(study).index(source)}), which has not finished; run it "
                        f"first (the whole study runs the cells in order).")
   if results is None:
-    results = experiment.run(config, cell_dir(workdir, cell), print_fn=print_fn, mesh=mesh)
+    results = experiment.run(config, cell_dir(workdir, cell), mesh=mesh)
   return results
 
 
@@ -184,8 +185,8 @@ def cell_command(config_args: list[str], workdir: str, index: int) -> list[str]:
           f"--cell={index}"]
 
 
-def run_parallel(study: ml_collections.ConfigDict, workdir: str, config_args: list[str], pending: list[int],
-                 print_fn: Callable[..., None] = print) -> None:
+def run_parallel(study: ml_collections.ConfigDict, workdir: str, config_args: list[str],
+                 pending: list[int]) -> None:
   """Pending cells in `study.workers` processes, each cell's output in its own log file."""
   running: dict[int, tuple[subprocess.Popen, Any, int]] = {}  # worker -> (process, log, cell)
   free = list(range(study.workers))
@@ -201,7 +202,7 @@ def run_parallel(study: ml_collections.ConfigDict, workdir: str, config_args: li
                               stderr=subprocess.STDOUT,
                               env=_worker_env(worker, study.gpus_per_worker))
       running[worker] = (proc, log, index)
-      print_fn(f"[study] cell {index} started on worker {worker} (log {log_path})", flush=True)
+      log.info(f"[study] cell {index} started on worker {worker} (log {log_path})")
     time.sleep(1)
     for worker, (proc, log, index) in list(running.items()):
       if proc.poll() is not None:
@@ -209,7 +210,7 @@ def run_parallel(study: ml_collections.ConfigDict, workdir: str, config_args: li
         del running[worker]
         free.append(worker)
         status = "done" if proc.returncode == 0 else f"FAILED (exit {proc.returncode})"
-        print_fn(f"[study] cell {index} {status}", flush=True)
+        log.info(f"[study] cell {index} {status}")
         if proc.returncode:
           failed.append(index)
   if failed:
@@ -218,16 +219,15 @@ def run_parallel(study: ml_collections.ConfigDict, workdir: str, config_args: li
 
 
 def run_study(study: ml_collections.ConfigDict, workdir: str, *,
-              config_args: list[str] | None = None,
-              print_fn: Callable[..., None] = print, mesh=None) -> str:
+              config_args: list[str] | None = None, mesh=None) -> str:
   """Every cell not yet finished, then the report; returns the report's Markdown. Cells run
   in this process run on `mesh` (see experiment.run); worker processes on their own devices."""
   from sslflax import report
   cells = grid(study)
   pending = [i for i, cell in enumerate(cells)
              if finished_results(workdir, cell, cell_config(study, cell)) is None]
-  print_fn(f"[study] {len(cells)} cells, {len(cells) - len(pending)} already finished in {workdir}",
-           flush=True)
+  log.info(f"[study] {len(cells)} cells, {len(cells) - len(pending)} already finished in "
+           f"{workdir}")
   if study.workers > 1 and pending:
     if config_args is None:
       raise ValueError("study.workers > 1 starts `python -m sslflax.study --cell=K` processes; "
@@ -235,21 +235,20 @@ def run_study(study: ml_collections.ConfigDict, workdir: str, *,
     for wave in ([i for i in pending if cells[i].freeze is None],  # the checkpoints first
                  [i for i in pending if cells[i].freeze is not None]):
       if wave:
-        run_parallel(study, workdir, config_args, wave, print_fn)
+        run_parallel(study, workdir, config_args, wave)
   else:
     start = time.time()
     for done, index in enumerate(pending):
       cell = cells[index]
-      print_fn(f"[study] cell {index} ({done + 1}/{len(pending)}): {cell.name}", flush=True)
-      run_cell(study, workdir, cell, print_fn, mesh)
+      log.info(f"[study] cell {index} ({done + 1}/{len(pending)}): {cell.name}")
+      run_cell(study, workdir, cell, mesh)
       elapsed = time.time() - start
       eta = elapsed / (done + 1) * (len(pending) - done - 1)
-      print_fn(f"[study] {done + 1}/{len(pending)} cells done, {elapsed:.0f} s, ETA {eta:.0f} s",
-               flush=True)
+      log.info(f"[study] {done + 1}/{len(pending)} cells done, {elapsed:.0f} s, ETA {eta:.0f} s")
   import jax
   if jax.process_index() != 0:  # one process writes the report of a multi-host study
     return ""
-  return report.write_report(study, workdir, collect(study, workdir), print_fn=print_fn)
+  return report.write_report(study, workdir, collect(study, workdir))
 
 
 def collect(study: ml_collections.ConfigDict, workdir: str) -> list[tuple[Cell, dict | None]]:
@@ -319,13 +318,13 @@ def main(argv, flags: StudyFlags) -> None:
     raise ConfigError(f"--cell={flags.cell.value} is out of range: the study has {len(cells)} cells "
                      f"(0..{len(cells) - 1}); see --list.")
   from sslflax import distributed, report
-  print_fn = distributed.start(flags.multihost.value)
+  distributed.start(flags.multihost.value)
   if flags.cell.value >= 0:
-    run_cell(study, workdir, cells[flags.cell.value], print_fn=print_fn)
+    run_cell(study, workdir, cells[flags.cell.value])
   elif flags.report_only.value:
-    report.write_report(study, workdir, collect(study, workdir), print_fn=print_fn)
+    report.write_report(study, workdir, collect(study, workdir))
   else:
-    run_study(study, workdir, config_args=config_args, print_fn=print_fn)
+    run_study(study, workdir, config_args=config_args)
 
 
 def cli() -> None:

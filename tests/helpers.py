@@ -36,11 +36,11 @@ def rerun_at_default_optimisation(request) -> bool:
   return True
 
 
-def quiet(*args, **kwargs) -> None:
-  """A print_fn that prints nothing."""
-
-
-QUIET = dict(print_fn=quiet)
+def logged_to(sink=None):
+  """sslflax's log lines go to `sink(line)` (a Lines, or a function that raises to kill a
+  run at a given line) instead of the console; None: nowhere (sslflax.log.redirect)."""
+  from sslflax.log import redirect
+  return redirect(sink)
 
 
 def load_config(name: str, variant: str | None = "smoke", **overrides):
@@ -67,21 +67,23 @@ def one_device():
   return data_mesh(jax.devices()[:1])
 
 
-def run_experiment(config, workdir, print_fn=quiet, mesh=None):
-  """experiment.run on one device (or `mesh`), quiet unless print_fn is given."""
+def run_experiment(config, workdir, log_to=None, mesh=None):
+  """experiment.run on one device (or `mesh`), its lines to `log_to` (see logged_to)."""
   from sslflax import experiment
-  return experiment.run(config, str(workdir), print_fn=print_fn, mesh=mesh or one_device())
+  with logged_to(log_to):
+    return experiment.run(config, str(workdir), mesh=mesh or one_device())
 
 
-def run_pretrain(config, workdir, print_fn=quiet, mesh=None):
-  """experiment.pretrain on one device (or `mesh`), quiet unless print_fn is given."""
+def run_pretrain(config, workdir, log_to=None, mesh=None):
+  """experiment.pretrain on one device (or `mesh`), its lines to `log_to` (see logged_to)."""
   from sslflax.build import build_run
   from sslflax.experiment import pretrain
-  return pretrain(build_run(config), str(workdir), print_fn=print_fn, mesh=mesh or one_device())
+  with logged_to(log_to):
+    return pretrain(build_run(config), str(workdir), mesh=mesh or one_device())
 
 
 class Lines(list):
-  """A print_fn that keeps every line it is given."""
+  """A log sink (logged_to) that keeps every line it is given."""
 
   def __call__(self, line="", *args, **kwargs) -> None:
     self.append(str(line))

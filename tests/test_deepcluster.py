@@ -129,9 +129,9 @@ def test_resume_across_clusterings_equals_an_uninterrupted_run(uninterrupted_dee
     if f"step {kill_at}/" in line:
       raise KeyboardInterrupt
   with pytest.raises(KeyboardInterrupt):
-    run_pretrain(config, tmp_path / "killed", print_fn=killed)
+    run_pretrain(config, tmp_path / "killed", log_to=killed)
   lines = Lines()
-  resumed = run_pretrain(config, tmp_path / "killed", print_fn=lines)
+  resumed = run_pretrain(config, tmp_path / "killed", log_to=lines)
   assert lines[0].startswith(f"resumed from step {kill_at}")
   resumed = jax.device_get(resumed["state"])
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),

@@ -11,7 +11,7 @@ from sslflax import data as data_lib
 from sslflax.errors import CheckpointError, WorkdirError
 from sslflax.train import checkpoint as ckpt_lib
 from sslflax.train.loop import NonFiniteLossError
-from tests.helpers import (Lines, load_config, rerun_at_default_optimisation, run_experiment,
+from tests.helpers import (Lines, load_config, logged_to, rerun_at_default_optimisation, run_experiment,
                            run_pretrain)
 
 EXPERIMENTS = ("rotation", "counting", "jigsaw", "context", "colorize", "supervised", "random",
@@ -72,7 +72,7 @@ def test_a_single_image_file_is_an_unbounded_augmented_stream(tmp_path):
   sources = np.concatenate([b["image"] for b in batches])
   assert sources.shape == (32, 96, 96, 3)
   lines = Lines()
-  results = run_experiment(config, tmp_path / "run", print_fn=lines)
+  results = run_experiment(config, tmp_path / "run", log_to=lines)
   assert results["pretext"]["source_images"] == 1
   assert np.isfinite(results["pretext"]["final_metrics"]["loss"])
   assert any("rotation" in line and "random init" in line for line in lines)  # the result table
@@ -128,15 +128,15 @@ def test_resume_after_interruption_equals_uninterrupted_run(rotation_smoke, tmp_
     if "step 4/" in line:
       raise KeyboardInterrupt  # as if the job were killed after step 4 (checkpoint at 3)
   with pytest.raises(KeyboardInterrupt):
-    run_pretrain(config, tmp_path / "killed", print_fn=killed_at_step_4)
+    run_pretrain(config, tmp_path / "killed", log_to=killed_at_step_4)
   lines = Lines()
-  resumed = run_pretrain(config, tmp_path / "killed", print_fn=lines)
+  resumed = run_pretrain(config, tmp_path / "killed", log_to=lines)
   assert lines[0].startswith("resumed from step 3")
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
                final_params(resumed), reference)
 
 
-def test_corrupt_latest_checkpoint_falls_back_to_the_previous(rotation_smoke, tmp_path, capsys):
+def test_corrupt_latest_checkpoint_falls_back_to_the_previous(rotation_smoke, tmp_path):
   config = load_config("rotation")
   tmp_path = rotation_smoke.copy_to(tmp_path / "run")  # saved at steps 3 and 6
   latest = tmp_path / "checkpoints" / "6"
@@ -144,9 +144,9 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous(rotation_smoke, tm
     if f.is_file():
       f.write_bytes(b"garbage")  # a truncated, corrupt write
   lines = Lines()
-  out = run_pretrain(config, tmp_path, print_fn=lines)
-  assert "unreadable" in capsys.readouterr().out
-  assert lines[0].startswith("resumed from step 3")
+  out = run_pretrain(config, tmp_path, log_to=lines)
+  assert "unreadable" in lines[0]  # a warning through the same logger
+  assert lines[1].startswith("resumed from step 3")
   assert int(out["state"].step) == 6
 
 
@@ -180,10 +180,11 @@ def run_fake_steps(losses, log_every, monkeypatch, tmp_path, start=0):
   batch = {"image": np.zeros((8, 4, 4, 3), np.uint8), "label": np.zeros(8, np.int32)}
   lines = Lines()
   mesh = Mesh(np.array(jax.devices()[:1]), ("data",))
-  state, last, images = loop.run_steps(
-      State(start), StepCounter(losses), iter([batch] * len(losses)), Manager(), mesh,
-      label="fake", steps=len(losses), batch_size=8, log_every=log_every, lr_field="optim.lr",
-      writer=loop.MetricWriter(str(tmp_path), enabled=False), print_fn=lines)
+  with logged_to(lines):
+    state, last, images = loop.run_steps(
+        State(start), StepCounter(losses), iter([batch] * len(losses)), Manager(), mesh,
+        label="fake", steps=len(losses), batch_size=8, log_every=log_every, lr_field="optim.lr",
+        writer=loop.MetricWriter(str(tmp_path), enabled=False))
   return lines, last, images
 
 
@@ -232,7 +233,7 @@ def test_bad_inputs_fail_before_training(rotation_smoke, tmp_path):
   config = load_config("rotation")
   config.pretrain.batch_size = 12  # on all 8 devices of the tests (the default mesh)
   with pytest.raises(ValueError, match="not divisible by the 8 devices"):
-    experiment.run(config, str(tmp_path / "c"), print_fn=lambda *a, **k: None)
+    experiment.run(config, str(tmp_path / "c"))
   config = load_config("rotation")
   config.eval_only = True
   with pytest.raises(CheckpointError, match="no readable checkpoint"):

@@ -26,7 +26,7 @@ from sslflax.data import folder
 from sslflax.errors import (CheckpointError, ConfigError, DatasetError, UserError,
                             WorkdirError)
 from sslflax.train import checkpoint as ckpt_lib
-from tests.helpers import (QUIET, ROOT, Lines, load_config, photo_crops, run_experiment,
+from tests.helpers import (ROOT, Lines, load_config, photo_crops, run_experiment,
                            run_pretrain, xla_flags)
 
 smoke = lambda name="rotation", **overrides: load_config(name, "smoke", **overrides)
@@ -174,7 +174,7 @@ def test_the_console_shows_only_sslflax_lines_unless_verbose(tmp_path):
 ], ids=lambda v: v if isinstance(v, str) and " " not in v else None)
 def test_bad_config_values_fail_before_any_work(name, overrides, fragment, tmp_path):
   with pytest.raises(ConfigError, match=None) as caught:
-    experiment.run(smoke(name, **overrides), str(tmp_path), **QUIET)
+    experiment.run(smoke(name, **overrides), str(tmp_path))
   assert fragment in str(caught.value)
   assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "results.json").exists()
 
@@ -214,12 +214,12 @@ def test_data_errors_fail_before_any_work(tmp_path):
     config = smoke(**overrides)
     config.pretrain.data_dir = data_dir
     with pytest.raises(DatasetError) as caught:
-      experiment.run(config, str(tmp_path / "w"), **QUIET)
+      experiment.run(config, str(tmp_path / "w"))
     assert fragment in str(caught.value), (overrides, str(caught.value))
     assert not (tmp_path / "w" / "checkpoints").exists()
   supervised = smoke("supervised", **{"pretrain.dataset": flat, "pretrain.data_dir": local})
   with pytest.raises(DatasetError, match="has no class labels"):
-    experiment.run(supervised, str(tmp_path / "w"), **QUIET)
+    experiment.run(supervised, str(tmp_path / "w"))
 
 
 def test_colorization_refuses_grayscale_data(tmp_path):
@@ -285,15 +285,15 @@ def test_workdir_errors_keep_the_checkpoints_there(rotation_smoke, tmp_path):
   done = rotation_smoke.copy_to(tmp_path / "rotation")
   before = checkpoint_steps(done)
   with pytest.raises(WorkdirError, match="holds checkpoints of experiment 'rotation'"):
-    experiment.run(smoke("counting"), str(done), **QUIET)
+    experiment.run(smoke("counting"), str(done))
   with pytest.raises(WorkdirError, match=r"other model.widths"):
-    experiment.run(smoke(**{"model.widths": (8, 16, 16, 16, 16)}), str(done), **QUIET)
+    experiment.run(smoke(**{"model.widths": (8, 16, 16, 16, 16)}), str(done))
   assert checkpoint_steps(done) == before
   (tmp_path / "a_file").write_text("")
   with pytest.raises(WorkdirError, match="is a file"):
-    experiment.run(smoke(), str(tmp_path / "a_file"), **QUIET)
+    experiment.run(smoke(), str(tmp_path / "a_file"))
   with pytest.raises(WorkdirError, match="cannot write"):
-    experiment.run(smoke(), str(tmp_path / "a_file" / "below"), **QUIET)
+    experiment.run(smoke(), str(tmp_path / "a_file" / "below"))
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
@@ -303,7 +303,7 @@ def test_a_read_only_workdir_is_refused(tmp_path):
   locked.chmod(0o555)
   try:
     with pytest.raises(WorkdirError, match="cannot write"):
-      experiment.run(smoke(), str(locked), **QUIET)
+      experiment.run(smoke(), str(locked))
   finally:
     locked.chmod(0o755)
 
@@ -318,7 +318,7 @@ def test_eval_only_with_only_a_corrupt_checkpoint_sets_it_aside_and_says_so(rota
       f.write_bytes(b"garbage")
   config.eval_only = True
   with pytest.raises(CheckpointError, match="no readable checkpoint"):
-    experiment.run(config, str(tmp_path), **QUIET)
+    experiment.run(config, str(tmp_path))
   for step in steps:  # kept for inspection, never deleted
     assert (tmp_path / "unreadable_checkpoints" / str(step)).is_dir()
 
@@ -336,7 +336,7 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(tmp_path, monkey
   assert checkpoint_steps(tmp_path)[-1] == 3  # no partial step 6
   monkeypatch.setattr(ocp.CheckpointManager, "save", real_save)
   lines = Lines()
-  out = run_pretrain(config, tmp_path, print_fn=lines)
+  out = run_pretrain(config, tmp_path, log_to=lines)
   assert lines[0].startswith("resumed from step 3") and int(out["state"].step) == 6
 
 

@@ -18,7 +18,7 @@ from sslflax.evaluate import finetune as ft
 from sslflax.models import get_backbone
 from sslflax.train.loop import jit_train_step
 from sslflax.train.optim import make_optimizer
-from tests.helpers import Lines, load_config, one_device, run_experiment, tiny_backbone
+from tests.helpers import Lines, load_config, logged_to, one_device, run_experiment, tiny_backbone
 
 ALEXNET = get_backbone("alexnet_bn")
 
@@ -95,11 +95,11 @@ def finetune_config():
   return config
 
 
-def run_finetune(config, workdir, variables, print_fn=lambda *a, **k: None):
+def run_finetune(config, workdir, variables, log_to=None):
   from sslflax.build import backbone_from_config, evaluation
-  return ft.finetune(backbone_from_config(config), variables, "sslflax_sample/fashion",
-                     evaluation(config), one_device(), str(workdir), "rotation",
-                     print_fn=print_fn)
+  with logged_to(log_to):
+    return ft.finetune(backbone_from_config(config), variables, "sslflax_sample/fashion",
+                       evaluation(config), one_device(), str(workdir), "rotation")
 
 
 @pytest.mark.slow
@@ -113,10 +113,10 @@ def test_a_killed_finetune_resumes_to_the_same_result(tmp_path):
     if "step 7/" in line:
       raise KeyboardInterrupt  # killed after step 7; the checkpoint of step 5 is on disk
   with pytest.raises(KeyboardInterrupt):
-    run_finetune(config, tmp_path / "killed", variables, print_fn=killed_at_step_7)
+    run_finetune(config, tmp_path / "killed", variables, log_to=killed_at_step_7)
   lines = Lines()
   top1_resumed, _, resumed = run_finetune(config, tmp_path / "killed", variables,
-                                          print_fn=lines)
+                                          log_to=lines)
   assert "resumed from step 5" in lines[0]
   assert top1_resumed == top1
   for path, value in flat(state.params).items():
@@ -124,7 +124,7 @@ def test_a_killed_finetune_resumes_to_the_same_result(tmp_path):
 
   # A finished fine-tune is reused as it is; another backbone starts a new one beside it.
   again = Lines()
-  assert run_finetune(config, tmp_path / "killed", variables, print_fn=again)[0] == top1
+  assert run_finetune(config, tmp_path / "killed", variables, log_to=again)[0] == top1
   assert "resumed from step 14" in again[0] and not any("step 1/" in l for l in again)
   other = jax.tree.map(lambda x: x * 1.01, variables)
   run_finetune(config, tmp_path / "killed", other)
@@ -141,7 +141,7 @@ def test_finetune_mode_end_to_end_beside_random_init_and_the_probes(rotation_smo
   config.linear_eval.mode = "finetune"
   config.linear_eval.freeze_layer = 2
   lines = Lines()
-  results = run_experiment(config, tmp_path, print_fn=lines)
+  results = run_experiment(config, tmp_path, log_to=lines)
   on_disk = json.loads((tmp_path / "results-finetune-freeze2.json").read_text())
   assert on_disk["mode"] == "finetune" and on_disk["freeze_layer"] == 2
   row = on_disk["comparison"]["sslflax_sample/fashion"]["freeze2"]

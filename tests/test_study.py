@@ -15,11 +15,11 @@ from PIL import Image
 from sslflax import report, study
 from sslflax.errors import WorkdirError
 from sslflax.study import Cell
-from tests.helpers import QUIET, ROOT, Lines, load_config, one_device, xla_flags
+from tests.helpers import ROOT, Lines, load_config, logged_to, one_device, xla_flags
 
 
 def quiet_on_one_device() -> dict:
-  return dict(QUIET, mesh=one_device())
+  return dict(mesh=one_device())
 
 
 def load_study(variant: str = "smoke"):
@@ -122,14 +122,16 @@ def test_smoke_study_end_to_end_resumes_and_refuses_stale_cells(tmp_path):
 
   # A rerun reuses every finished cell: nothing trains.
   lines = Lines()
-  study.run_study(config, str(tmp_path), print_fn=lines, mesh=one_device())
+  with logged_to(lines):
+    study.run_study(config, str(tmp_path), mesh=one_device())
   assert f"{len(cells)} cells, {len(cells)} already finished" in lines[0]
   assert not any("step" in line for line in lines)
 
   # An interrupted cell (no results.json) is the only one run again.
   os.remove(study.cell_dir(str(tmp_path), cells[-1]) + "/results.json")
   lines.clear()
-  study.run_study(config, str(tmp_path), print_fn=lines, mesh=one_device())
+  with logged_to(lines):
+    study.run_study(config, str(tmp_path), mesh=one_device())
   assert f"{len(cells)} cells, {len(cells) - 1} already finished" in lines[0]
   assert any(cells[-1].name in line for line in lines)
 
@@ -187,7 +189,8 @@ def test_parallel_workers_run_cells_as_processes_with_the_same_overrides(tmp_pat
   config = load_study("smoke")
   config.experiments, config.seeds, config.workers = ("random",), (0, 1), 2
   lines = Lines()
-  study.run_study(config, str(tmp_path), config_args=config_args, print_fn=lines)
+  with logged_to(lines):
+    study.run_study(config, str(tmp_path), config_args=config_args)
   assert sum("started on worker" in line for line in lines) == 2
   assert all(os.path.exists(tmp_path / "logs" / f"cell{i}.log") for i in range(2))
   # The worker processes built the very configs this process asks for (else: stale-config error).
@@ -209,7 +212,7 @@ def test_paper_variant_report_shows_their_numbers_beside_ours_and_the_layer_curv
   taps = ("conv1", "conv2", "conv3", "conv4", "conv5")
   cells = study.grid(config)
   results = [(cell, fake_results(cell, config.downstream, taps, 0.5)) for cell in cells]
-  markdown = report.write_report(config, str(tmp_path), results, **QUIET)
+  markdown = report.write_report(config, str(tmp_path), results)
   assert "theirs, not ours" in markdown
   # Their Figure 5 row, which says what their supervised baseline was.
   assert ("| supervised (seed: torchvision's AlexNet trained on all of ImageNet; ours: AlexNet-BN "

@@ -22,6 +22,7 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_datasets as tfds  # noqa: E402
 
 from sslflax.data import folder, sample_builder  # noqa: E402,F401  (registers sslflax_sample)
+from sslflax.log import log
 
 tf.config.set_visible_devices([], "GPU")  # TensorFlow must never take GPU memory from JAX
 tfds.disable_progress_bar()
@@ -110,8 +111,8 @@ def build_locally(builder: tfds.core.DatasetBuilder, name: str) -> None:
     raise DatasetError(f"{name!r} has no usable images ({e}); {folder.LAYOUT_HINT}") from e
   sizes = ", ".join(f"{split} {info.num_examples}" for split, info in builder.info.splits.items())
   detail = getattr(builder, "summary", "")
-  print(f"[data] built {name} ({sizes} images{'; ' + detail if detail else ''}) into "
-        f"{builder.data_dir} in {time.time() - start:.0f} s", flush=True)
+  log.info(f"[data] built {name} ({sizes} images{'; ' + detail if detail else ''}) into "
+           f"{builder.data_dir} in {time.time() - start:.0f} s")
 
 
 def base_split(split: str) -> str:

@@ -38,6 +38,7 @@ from sslflax.tasks.base import ClassifierNet, Task, classification_loss
 from sslflax.train import checkpoint as ckpt_lib
 from sslflax.train.loop import MetricWriter, jit_train_step, run_steps
 from sslflax.train.state import TrainState, create_train_state
+from sslflax.log import log
 
 def row_name(freeze_layer: int) -> str:
   """The results row of a fine-tune: 'freeze3' = conv1..conv3 frozen."""
@@ -133,7 +134,7 @@ def safe_name(name: str) -> str:
 
 
 def finetune(backbone: nn.Module, variables: dict[str, Any], dataset: str, le: Evaluation, mesh,
-             workdir: str, model_name: str, *, print_fn=print,
+             workdir: str, model_name: str, *,
              input_fn: Callable[[jax.Array], jax.Array] | None = None
              ) -> tuple[float, int, TrainState]:
   """Fine-tune `variables` above conv{linear_eval.freeze_layer} on `dataset`'s probe train
@@ -167,8 +168,8 @@ def finetune(backbone: nn.Module, variables: dict[str, Any], dataset: str, le: E
   restored = ckpt_lib.restore_latest(manager, state)
   if restored is not None:
     state = restored
-    print_fn(f"[finetune] {model_name} on {dataset}: resumed from step {int(state.step)} "
-             f"({run_dir})", flush=True)
+    log.info(f"[finetune] {model_name} on {dataset}: resumed from step {int(state.step)} "
+             f"({run_dir})")
   common = dict(image_size=image_size, seed=le.seed, data_dir=le.data_dir,
                 squash=le.squash)
   train_ds = data_lib.make_dataset(
@@ -180,7 +181,7 @@ def finetune(backbone: nn.Module, variables: dict[str, Any], dataset: str, le: E
       state, jit_train_step(task, tx, mesh), train_ds.as_numpy_iterator(), manager, mesh,
       label=label, steps=steps, batch_size=le.batch_size, log_every=le.log_every,
       lr_field=f"linear_eval.lr (now {le.lr})",
-      writer=MetricWriter(run_dir, enabled=jax.process_index() == 0), print_fn=print_fn)
+      writer=MetricWriter(run_dir, enabled=jax.process_index() == 0))
   test_ds = data_lib.make_dataset(dataset, test_split, batch_size=le.batch_size, train=False,
                                   **common)
   top1, n = top1_accuracy(task, {"params": state.params, "batch_stats": state.batch_stats},
@@ -189,8 +190,7 @@ def finetune(backbone: nn.Module, variables: dict[str, Any], dataset: str, le: E
 
 
 def finetune_eval(backbone: nn.Module, models: dict[str, Any], le: Evaluation, mesh,
-                  workdir: str, *,
-                  print_fn=print, input_fn=None
+                  workdir: str, *, input_fn=None
                   ) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, int]]:
   """Fine-tune each model of `models` ({name: backbone variables}) above
   conv{linear_eval.freeze_layer} on every linear_eval dataset, with the same data, settings
@@ -201,10 +201,9 @@ def finetune_eval(backbone: nn.Module, models: dict[str, Any], le: Evaluation, m
   for dataset in le.datasets:
     for name, variables in models.items():
       top1, n, _ = finetune(backbone, variables, dataset, le, mesh, workdir, name,
-                         print_fn=print_fn, input_fn=input_fn)
+                            input_fn=input_fn)
       results[name][dataset] = {row_name(le.freeze_layer): top1}
       test_images[dataset] = n
       frozen = backbone_of(backbone).freeze_label(le.freeze_layer)
-      print_fn(f"[finetune] {name}: {dataset} ({frozen}): top-1 {top1:.4f} on {n} test images",
-               flush=True)
+      log.info(f"[finetune] {name}: {dataset} ({frozen}): top-1 {top1:.4f} on {n} test images")
   return results, test_images

@@ -18,6 +18,7 @@ from sslflax.build import PROBE_OPTIMIZERS, Evaluation
 from sslflax.console import format_eta
 from sslflax.errors import ConfigError
 from sslflax.models import adaptive_max_pool, backbone_of
+from sslflax.log import log
 
 def probe_splits(le, dataset: str) -> tuple[str, str]:
   """(train split, test split) of a probe dataset: linear_eval.splits_per_dataset where it
@@ -147,7 +148,7 @@ def train_linear_classifier(x_train: np.ndarray, y_train: np.ndarray, x_test: np
   return float(jnp.mean(predictions == jnp.asarray(y_test)))
 
 
-def linear_eval(backbone, models: dict[str, Any], le: Evaluation, mesh, *, print_fn=print,
+def linear_eval(backbone, models: dict[str, Any], le: Evaluation, mesh, *,
                 input_fn=None) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, int]]:
   """Probe each model of `models` ({name: backbone variables}) on every dataset of `le`
   (build.evaluation): ({name: {dataset: {tap: top-1 on its test split}}}, {dataset: test
@@ -177,9 +178,9 @@ def linear_eval(backbone, models: dict[str, Any], le: Evaluation, mesh, *, print
       x_train, y_train = extract(backbone, variables, train_ds, taps, mesh, input_fn)
       x_test, y_test = extract(backbone, variables, test_ds, taps, mesh, input_fn)
       seconds = time.time() - t0
-      print_fn(f"[linear eval] {name}: features of {len(y_train)} {train_split} + "
+      log.info(f"[linear eval] {name}: features of {len(y_train)} {train_split} + "
                f"{len(y_test)} {test_split} images of {dataset} in {seconds:.0f} s "
-               f"({(len(y_train) + len(y_test)) / max(seconds, 1e-9):,.0f} img/s)", flush=True)
+               f"({(len(y_train) + len(y_test)) / max(seconds, 1e-9):,.0f} img/s)")
       test_images[dataset] = len(y_test)
       results[name][dataset] = {}
       for tap in taps:
@@ -191,7 +192,6 @@ def linear_eval(backbone, models: dict[str, Any], le: Evaluation, mesh, *, print
         results[name][dataset][tap] = top1
         done += 1
         eta = (time.time() - start) / done * (total - done)
-        print_fn(f"[linear eval {done}/{total}] {name}: {dataset} {tap} "
-                 f"({x_train[tap].shape[1]} features): top-1 {top1:.4f}  ETA {format_eta(eta)}",
-                 flush=True)
+        log.info(f"[linear eval {done}/{total}] {name}: {dataset} {tap} "
+                 f"({x_train[tap].shape[1]} features): top-1 {top1:.4f}  ETA {format_eta(eta)}")
   return results, test_images

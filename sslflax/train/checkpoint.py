@@ -12,6 +12,7 @@ import orbax.checkpoint as ocp
 
 from sslflax.errors import WorkdirError
 from sslflax.train.state import TrainState
+from sslflax.log import log
 
 RUN_FILE = "run.json"  # which experiment owns this workdir
 
@@ -98,8 +99,8 @@ def restore_latest(manager: ocp.CheckpointManager, target: TrainState) -> TrainS
       return manager.restore(step, args=ocp.args.StandardRestore(abstract))
     except Exception as e:  # noqa: BLE001 - any failure to read means: use an older one
       kept = _set_aside(manager, step)
-      print(f"warning: checkpoint at step {step} is unreadable ({type(e).__name__}); "
-            f"moved to {kept} and falling back to an older one.", flush=True)
+      log.warning(f"warning: checkpoint at step {step} is unreadable ({type(e).__name__}); "
+                  f"moved to {kept} and falling back to an older one.")
   return None
 
 

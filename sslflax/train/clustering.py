@@ -27,6 +27,7 @@ from sslflax.errors import CheckpointError, ConfigError
 from sslflax.tasks.base import Task
 from sslflax.tasks.deepcluster import head_init, uniform_cluster_order
 from sslflax.train.state import TrainState
+from sslflax.log import log
 
 CLUSTER_STREAM = 3  # fold_in(seed key, this) then the step: k-means and head draws
 
@@ -111,7 +112,7 @@ def clustered_batches(pool: np.ndarray, assignments: np.ndarray, seed: int, epoc
 
 
 def run_clustered(data: PretrainData, task: Task, state: TrainState, tx, step_fn, manager,
-                  mesh: Mesh, workdir: str, run_steps, make_writer, print_fn=print,
+                  mesh: Mesh, workdir: str, run_steps, make_writer,
                   **run_kwargs) -> tuple[TrainState, dict[str, float], int]:
   """Pretrain in epochs of clustering.every_steps: cluster, then run that epoch's steps."""
   every = task.clustering.every_steps
@@ -120,7 +121,7 @@ def run_clustered(data: PretrainData, task: Task, state: TrainState, tx, step_fn
     raise ConfigError(f"deepcluster num_clusters={task.clustering.num_clusters} exceeds the "
                           f"{len(pool)} images of {data.dataset!r}; lower "
                           f"--config.task.options.num_clusters.")
-  print_fn(f"[deepcluster] pool of {len(pool):,} images; {task.clustering.num_clusters} "
+  log.info(f"[deepcluster] pool of {len(pool):,} images; {task.clustering.num_clusters} "
            f"clusters every {every} steps")
   last, timed = {}, 0
   epochs = math.ceil(data.steps / every)
@@ -132,7 +133,7 @@ def run_clustered(data: PretrainData, task: Task, state: TrainState, tx, step_fn
       state, assignments = recluster(task, state, tx, pool, mesh, data.seed)
       save_assignments(workdir, epoch_step, assignments)
       sizes = np.bincount(assignments, minlength=task.clustering.num_clusters)
-      print_fn(f"[deepcluster] clustered at step {step}: {np.count_nonzero(sizes)} non-empty "
+      log.info(f"[deepcluster] clustered at step {step}: {np.count_nonzero(sizes)} non-empty "
                f"clusters, largest {sizes.max()} images")
     elif os.path.exists(path):
       assignments = np.load(path)
@@ -144,7 +145,7 @@ def run_clustered(data: PretrainData, task: Task, state: TrainState, tx, step_fn
                                 data.batch_size, jax.process_index(), jax.process_count())
     label = f"deepcluster epoch {epoch_step // every + 1}/{epochs}"
     state, last, images = run_steps(state, step_fn, batches, manager, mesh, label=label,
-                                    steps=end, writer=make_writer(), print_fn=print_fn,
+                                    steps=end, writer=make_writer(),
                                     **run_kwargs)
     timed += images
   return state, last, timed

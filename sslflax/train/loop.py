@@ -22,6 +22,7 @@ from sslflax.tasks import Task
 from sslflax.train import checkpoint as ckpt_lib
 from sslflax.train.state import TrainState, create_train_state
 from sslflax.train.step import Augment, train_step
+from sslflax.log import log
 
 
 class NonFiniteLossError(UserError, FloatingPointError):
@@ -121,7 +122,7 @@ def window_mean(window: list[dict[str, float]]) -> dict[str, float]:
 
 def run_steps(state: TrainState, step_fn, batches, manager, mesh: Mesh, *, label: str,
               steps: int, batch_size: int, log_every: int, lr_field: str, writer: MetricWriter,
-              print_fn=print, first_batch_check=None) -> tuple[TrainState, dict[str, float], int]:
+              first_batch_check=None) -> tuple[TrainState, dict[str, float], int]:
   """Steps int(state.step)..steps of `step_fn` on `batches`: metrics, progress with images/s
   and ETA, and a checkpoint every manager interval and at the end (only of states whose
   losses were all just checked finite). Returns (state, last window's mean metrics, images
@@ -169,7 +170,7 @@ def run_steps(state: TrainState, step_fn, batches, manager, mesh: Mesh, *, label
       if save:
         ckpt_lib.save(manager, done, state, force=done == steps)
       if done % log_every == 0 or save:
-        print_fn(progress_line(label, done, steps, last, batch_size), flush=True)
+        log.info(progress_line(label, done, steps, last, batch_size))
   finally:
     ckpt_lib.wait_until_saved(manager)
     writer.close()
@@ -190,7 +191,7 @@ def progress_line(label: str, done: int, steps: int, means: dict[str, float],
 
 def train(task: Task, tx, data: PretrainData, augment: Augment | None, workdir: str,
           mesh: Mesh, *, checkpoint_every: int, checkpoint_keep: int, log_every: int,
-          lr_field: str, source_images: int | None, print_fn=print) -> dict[str, Any]:
+          lr_field: str, source_images: int | None) -> dict[str, Any]:
   """Pretrain `task` with `tx` on `data`; resumes from the workdir's last checkpoint.
 
   Returns the final metrics, images/s and wall time. Restarting the same
@@ -202,7 +203,7 @@ def train(task: Task, tx, data: PretrainData, augment: Augment | None, workdir: 
   restored = ckpt_lib.restore_latest(manager, state)
   if restored is not None:
     state = restored
-    print_fn(f"resumed from step {int(state.step)} ({os.path.join(workdir, 'checkpoints')})")
+    log.info(f"resumed from step {int(state.step)} ({os.path.join(workdir, 'checkpoints')})")
   start = int(state.step)
 
   step_fn = jit_train_step(task, tx, mesh, augment)
@@ -212,7 +213,7 @@ def train(task: Task, tx, data: PretrainData, augment: Augment | None, workdir: 
   if task.clustering is not None:  # DeepCluster: epochs of clustering, then training
     from sslflax.train.clustering import run_clustered
     state, last, trained_images = run_clustered(data, task, state, tx, step_fn, manager, mesh,
-                                                workdir, run_steps, make_writer, print_fn,
+                                                workdir, run_steps, make_writer,
                                                 **run_kwargs)
   else:
     ds = data_lib.make_dataset(data.dataset, data.split, image_size=data.host_image_size,
@@ -227,7 +228,7 @@ def train(task: Task, tx, data: PretrainData, augment: Augment | None, workdir: 
       first_batch_check = lambda images: check_has_color(images, data.dataset, task.name)
     state, last, trained_images = run_steps(
         state, step_fn, ds.as_numpy_iterator(), manager, mesh, label=task.name,
-        steps=data.steps, writer=make_writer(), print_fn=print_fn,
+        steps=data.steps, writer=make_writer(),
         first_batch_check=first_batch_check, **run_kwargs)
   wall = time.time() - t0
   return {"steps": data.steps, "source_images": source_images, "final_metrics": last,
