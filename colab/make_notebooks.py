@@ -168,7 +168,7 @@ becomes an unbounded stream; the study pretrains every task on exactly that.""",
     """photo = next(data.make_dataset(data.SAMPLE_PHOTOS, "train", image_size=256, batch_size=1,
                                train=False).as_numpy_iterator())["image"]
 spec = T.AugmentSpec(crop_area=(1e-3, 1.0))
-views = T.random_views(jax.random.key(1), jnp.repeat(jnp.asarray(photo), 16, axis=0), spec, 64)
+views = T.stream_view(jax.random.key(1), jnp.repeat(jnp.asarray(photo), 16, axis=0), spec, 64)
 show([photo[0]], ["the source photo"], size=2.5)
 show(views, rows=2)""",
     """md:## Pretrain, then probe every layer beside random init

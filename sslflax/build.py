@@ -21,7 +21,7 @@ from sslflax.results import RANDOM_INIT
 from sslflax.tasks import Task, make_task
 from sslflax.train.optim import OptimizerSpec
 from sslflax.train.step import Augment
-from sslflax.transforms.augment import AugmentSpec, random_views
+from sslflax.transforms.augment import AugmentSpec, stream_view
 
 # linear_eval.probe_optimizer: ours (Adam), or SGD with momentum, the per-layer protocol
 PROBE_OPTIMIZERS = ("adam", "sgd")
@@ -65,7 +65,7 @@ def augment_from_config(config) -> Augment | None:
   spec = augment_spec(config)
   if spec is None:
     return None
-  return functools.partial(random_views, spec=spec, size=config.pretrain.image_size)
+  return functools.partial(stream_view, spec=spec, size=config.pretrain.image_size)
 
 
 def shape_fields(config) -> dict[str, Any]:

@@ -133,7 +133,7 @@ def photo(size=96):
 def test_one_image_gives_distinct_views_at_every_step():
   """N = 1 is an unbounded stream: 8 steps of 16 views of one photo, all different."""
   source = jnp.broadcast_to(jnp.asarray(photo()), (16, 96, 96, 3))
-  step = jax.jit(lambda key, images: A.random_views(key, images, A.AugmentSpec(), 32))
+  step = jax.jit(lambda key, images: A.stream_view(key, images, A.AugmentSpec(), 32))
   views = np.concatenate([np.asarray(step(jax.random.fold_in(jax.random.key(0), s), source))
                           for s in range(8)])
   assert views.shape == (128, 32, 32, 3) and views.dtype == np.uint8
@@ -148,8 +148,8 @@ def test_one_image_gives_distinct_views_at_every_step():
 def test_fill_crop_never_shows_the_fill():
   white = jnp.full((32, 40, 40, 3), 255, jnp.uint8)
   spec = A.AugmentSpec(crop_area=(0.5, 1.0), rotation=45.0, color_prob=0.0)
-  assert int(A.random_views(jax.random.key(3), white, spec, 24).min()) == 255
-  corners = A.random_views(jax.random.key(3), white,
+  assert int(A.stream_view(jax.random.key(3), white, spec, 24).min()) == 255
+  corners = A.stream_view(jax.random.key(3), white,
                       A.AugmentSpec(crop_area=(0.5, 1.0), rotation=45.0, color_prob=0.0,
                                     fill="constant"), 24)
   assert int(corners.min()) == 0  # a rotation of the crop itself shows black corners
@@ -159,7 +159,7 @@ def test_fill_crop_never_shows_the_fill():
 
 def sharded_augment(key, images, labels):
   del labels
-  return A.random_views(key, images, A.AugmentSpec(), 24)
+  return A.stream_view(key, images, A.AugmentSpec(), 24)
 
 
 def test_augment_sharded_over_8_devices_equals_one_device_with_no_collectives():
@@ -185,7 +185,7 @@ def test_rotation_prediction_stays_a_four_way_problem_under_35_degree_augmentati
   white = jnp.full((8, 48, 48, 3), 255, jnp.uint8)
   spec = A.AugmentSpec(crop_area=(1.0, 1.0), rotation=35.0, fill="constant", flip=0.0,
                        color_prob=0.0)
-  views = A.random_views(jax.random.key(5), white, spec, 48)
+  views = A.stream_view(jax.random.key(5), white, spec, 48)
   inputs, labels = make_rotation_batch(None, views)
   masks = np.asarray(inputs[..., 0] > 127).reshape(8, 4, 48, 48)
   assert not masks.all()  # the corners do show the fill

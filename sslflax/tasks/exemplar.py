@@ -9,7 +9,7 @@ triplet loss with semi-hard negatives (Schroff et al. 2015; margin 0.5) over the
 (global) batch, the views of one image being its class. The embeddings are L2-normalised
 per view, as FaceNet's. (Kolesnikov et al.'s code normalised along the batch axis.)
 
-The views use sslflax.transforms.random_views with Dosovitskiy's kinds of change: crops
+The views use sslflax.transforms.stream_view with Dosovitskiy's kinds of change: crops
 (translation and scale: area 1/2 to all, so up to 1.4x zoom), rotation by up to 20 degrees,
 a flip, and changes of brightness, contrast, saturation and hue; then grayscale with
 probability 0.66, as Kolesnikov et al. (drawn first: the colour changes keep gray images gray).
@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from sslflax.tasks.base import Task, register
-from sslflax.transforms.augment import AugmentSpec, random_views
+from sslflax.transforms.augment import AugmentSpec, stream_view
 from sslflax.transforms.color import random_grayscale
 
 EXEMPLAR_VIEWS = AugmentSpec(crop_area=(0.5, 1.0), aspect=(3 / 4, 4 / 3), rotation=20.0,
@@ -44,7 +44,7 @@ def make_exemplar_batch(rng: jax.Array, images: jax.Array, labels: jax.Array | N
   if grayscale_prob > 0:
     # Before the colour changes, which keep a gray image gray: one rounding, at the end.
     sources = random_grayscale(k_gray, sources, grayscale_prob)
-  views = random_views(k_views, sources, spec, size)
+  views = stream_view(k_views, sources, spec, size)
   return views, jnp.repeat(jnp.arange(b, dtype=jnp.int32), copies)
 
 

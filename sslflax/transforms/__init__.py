@@ -6,13 +6,13 @@ batches; random ones take an explicit PRNG key. Example:
   from sslflax import transforms as T
   rotated, labels = T.all_rotations(T.to_float(images))       # (4B, H, W, C), (4B,)
   lab = T.rgb_to_lab(T.to_float(images))                      # L in [0, 100]
-  views = T.random_views(key, images, T.AugmentSpec(), 64)    # new uint8 64 px views per call
+  views = T.stream_view(key, images, T.AugmentSpec(), 64)    # new uint8 64 px views per call
   v1, v2 = T.multi_view(key, images, (T.SIMCLR_VIEW,) * 2, (64, 64))  # SimCLR's two views
 """
 
 from sslflax.transforms.augment import (
     FILL_MODES, AugmentSpec, bilinear_sample, color_intensity, crop_and_resize, hue_matrix,
-    random_color_intensity, random_crop_boxes, random_flip, random_views, rotate)
+    random_color_intensity, random_crop_boxes, random_flip, stream_view, rotate)
 from sslflax.transforms.color import (
     apply_color_affine, channel_jitter, color_jitter, jitter_affine, jitter_factors, lab_to_rgb,
     linear_to_srgb, mean_luma, project_out_green_magenta, quantize, random_color_drop,

@@ -7,7 +7,7 @@ degrees, a horizontal flip and a per-image change of colour and intensity turn N
 images, N = 1 included, into an unbounded stream.
 
 Each op is standalone (batched NHWC, jit-able, per-image parameters from an explicit
-key); `random_views` composes them as Asano et al.'s generator does: the crop is resized to
+key); `stream_view` composes them as Asano et al.'s generator does: the crop is resized to
 ceil(sqrt(2) * size), rotated, and its central size x size kept, so a rotation of up to
 45 degrees never shows fill (fill='crop').
 """
@@ -217,10 +217,11 @@ class AugmentSpec:
                        f"corners only up to 45 degrees; use a smaller angle or another fill.")
 
 
-def random_views(rng: jax.Array, images: jax.Array, spec: AugmentSpec, size: int) -> jax.Array:
-  """New size x size uint8 views of the source images (B, H, W, 3): random resized crop,
-  rotation, flip, colour and intensity, with parameters drawn per image (module docstring).
-  """
+def stream_view(rng: jax.Array, images: jax.Array, spec: AugmentSpec, size: int) -> jax.Array:
+  """One new size x size uint8 view of each source image (B, H, W, 3) for the augmented
+  stream (an AugmentSpec): random resized crop, rotation, flip, colour and intensity, drawn
+  per image (module docstring). The joint-embedding methods' views are
+  `views.random_view` (a ViewSpec: SimCLR's order, blur, solarisation)."""
   k_box, k_angle, k_flip, k_color = jax.random.split(rng, 4)
   b, h, w = images.shape[:3]
   rotating = spec.rotation > 0
