@@ -4,7 +4,7 @@ XLA:CPU allocates every step's buffers with malloc and frees them after the step
 defaults, blocks above the mmap threshold (at most 32 MiB) are mapped fresh from the kernel and
 unmapped again on free, and the arenas of XLA's worker threads give freed memory back too, so
 every step pays for page faults over much of its memory. Serving all threads from one heap that is
-never trimmed removes that cost; `python launch/bench_counting.py [--default-malloc]` shows it
+never trimmed removes that cost; `python benchmarks/bench_counting.py [--default-malloc]` shows it
 (at 224 px, converting a batch of 128 to float32 ran at 32,032 img/s kept, 6,220 default).
 """
 

@@ -37,7 +37,7 @@ def test_readme_is_short_and_every_path_it_names_exists():
   root = pathlib.Path(__file__).resolve().parents[1]
   text = (root / "README.md").read_text()
   assert len(text) <= 15_000, f"README.md has {len(text)} characters; move detail to docs/"
-  named = set(re.findall(r"(?:configs|launch|docs|colab|results|sslflax)/[\w./-]*\w", text))
+  named = set(re.findall(r"(?:configs|launch|benchmarks|tools|docs|colab|results|sslflax)/[\w./-]*\w", text))
   named = {n for n in named if "<" not in n and "{" not in n}
   assert "configs/rotation.py" in named and "docs/development.md" in named
   missing = sorted(n for n in named if not (root / n).exists())
@@ -55,7 +55,7 @@ def test_commands_in_the_readme_and_docs_name_real_modules_and_files(page):
   text = (root / page).read_text()
   modules = set(re.findall(r"python -m (sslflax[\w.]*)", text))
   assert all(importlib.util.find_spec(m) for m in modules), modules
-  named = set(re.findall(r"(?:configs|launch|docs|colab|results|sslflax|tests)/[\w./-]*\w", text))
+  named = set(re.findall(r"(?:configs|launch|benchmarks|tools|docs|colab|results|sslflax|tests)/[\w./-]*\w", text))
   named = {n for n in named if "<" not in n and "{" not in n and "*" not in n}
   missing = sorted(n for n in named if not (root / n).exists())
   assert not missing, f"{page} names missing paths: {missing}"

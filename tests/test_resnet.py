@@ -148,13 +148,13 @@ def torchvision_to_flax(name: str, value: np.ndarray) -> tuple[str, tuple[str, .
 
 @pytest.mark.parametrize("name", ["resnet18", "resnet50"])
 def test_same_weights_give_torchvisions_activations_at_64px(name):
-  """A reference made once with torchvision (launch/make_resnet_reference.py; CI needs no
+  """A reference made once with torchvision (tools/make_resnet_reference.py; CI needs no
   torch): the same drawn weights in eval mode give torchvision's res2..res5 and pooled
   features. The stem's max pool padded "SAME" ((0, 1) on a 32 px map) failed this from res2."""
   import importlib.util
   from tests.helpers import ROOT
   spec = importlib.util.spec_from_file_location("make_resnet_reference",
-                                                ROOT / "launch" / "make_resnet_reference.py")
+                                                ROOT / "tools" / "make_resnet_reference.py")
   maker = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(maker)
   reference = np.load(maker.OUT)

@@ -32,11 +32,11 @@ def test_comparison_rows_and_console_table_mark_beyond_two_se():
 
 
 def test_summarize_runs_tabulates_differences_from_random(tmp_path):
-  """launch/summarize_runs.py (the README's defaults table) reads results.json comparisons."""
+  """tools/summarize_runs.py (the README's defaults table) reads results.json comparisons."""
   import importlib.util
   import json
   import pathlib
-  path = pathlib.Path(__file__).resolve().parents[1] / "launch" / "summarize_runs.py"
+  path = pathlib.Path(__file__).resolve().parents[1] / "tools" / "summarize_runs.py"
   spec = importlib.util.spec_from_file_location("summarize_runs", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)

@@ -12,7 +12,7 @@ The semi-supervised setting at toy scale: many unlabelled images, few labels.
   5000 (its test set). Choose settings on validation; report test.
 - `sslflax_sample/digits`: OpenCV's 5000 handwritten digits (20x20), 400 train /
   100 test per class: a second downstream set, so a study compares datasets.
-Files come from launch/make_sample.py.
+Files come from tools/make_sample.py.
 """
 
 from __future__ import annotations

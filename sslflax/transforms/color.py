@@ -148,7 +148,7 @@ def jitter_affine(factors: jax.Array, pivot: jax.Array, grayscale: jax.Array | N
   dot out of elementwise fusions, so M and the offset are computed once per
   image. Written elementwise, XLA:CPU fused the whole chain from random bits
   to M into every pixel of the consumers, which made counting's builder
-  about a third slower (python launch/bench_counting.py).
+  about a third slower (python benchmarks/bench_counting.py).
   """
   b, c, s = factors[:, 0], factors[:, 1], factors[:, 2]
   if grayscale is not None:

@@ -248,7 +248,7 @@ def downsample_random_filter(rng: jax.Array, images: jax.Array,
   `methods`: every image's filter is uniform over them, and the number of
   images per filter is fixed, so each filter runs with its own constant taps
   on its own images, instead of every image paying for the widest filter
-  (python launch/bench_counting.py measures both). On a sharded batch, the runs
+  (python benchmarks/bench_counting.py measures both). On a sharded batch, the runs
   stay within each device's shard when its share of the batch is a multiple of
   len(methods); otherwise XLA moves images between devices (same results).
   """

@@ -1,7 +1,7 @@
 """Seconds for one pass over a seeded class-balanced subset (records selected by tfds_id,
 images decoded only after the selection).
 
-  python launch/bench_subset.py [--dataset sslflax_sample/fashion_pool] [--size 2000] [--repeats 2]
+  python benchmarks/bench_subset.py [--dataset sslflax_sample/fashion_pool] [--size 2000] [--repeats 2]
 """
 
 from __future__ import annotations

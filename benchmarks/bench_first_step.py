@@ -1,8 +1,8 @@
 """Seconds from launch to the first progress line of the default rotation run, with the
 persistent compilation cache in CACHE (a folder, or 'off').
 
-  python launch/bench_first_step.py /tmp/cache   # twice: the second run reads the cache
-  python launch/bench_first_step.py off
+  python benchmarks/bench_first_step.py /tmp/cache   # twice: the second run reads the cache
+  python benchmarks/bench_first_step.py off
 """
 
 import os

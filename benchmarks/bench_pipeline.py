@@ -1,6 +1,6 @@
 """Host input-pipeline throughput (images/s): the embedded sample and a folder of JPEGs.
 
-  python launch/bench_pipeline.py [--size 224] [--batch 64] [--batches 40] [--jpegs 512]
+  python benchmarks/bench_pipeline.py [--size 224] [--batch 64] [--batches 40] [--jpegs 512]
 
 The folder is made in a temporary directory from the sample's photos (random
 crops saved as 320x320 JPEGs), built into TFDS once, then read like any dataset.

@@ -3,8 +3,8 @@
 # split stays untouched by choices). Each run is the default experiment with one thing changed;
 # results land in $OUT/<name>/results.json and docs/development.md reports them.
 #
-#   bash launch/validation_runs.sh [OUT]          # OUT defaults to workdir/validation
-#   DRY_RUN=1 bash launch/validation_runs.sh      # print the commands only
+#   bash tools/validation_runs.sh [OUT]          # OUT defaults to workdir/validation
+#   DRY_RUN=1 bash tools/validation_runs.sh      # print the commands only
 set -euo pipefail
 OUT=${1:-workdir/validation}
 PY=${PYTHON:-python}

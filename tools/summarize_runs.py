@@ -2,7 +2,7 @@
 random init in points and in standard errors of the difference (* beyond 2 SE), with its
 wall time. The README's "Measured on the embedded sample" table is this script's output.
 
-  python launch/summarize_runs.py workdir/rotation workdir/counting ... [--dataset NAME]
+  python tools/summarize_runs.py workdir/rotation workdir/counting ... [--dataset NAME]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Throughput of every task's jitted batch builder (input images per second).
 
-  python launch/bench_transforms.py [--sizes 64,224] [--batch 128] [--seconds 3] [--default-malloc]
+  python benchmarks/bench_transforms.py [--sizes 64,224] [--batch 128] [--seconds 3] [--default-malloc]
 
 Images are uint8, already on the device, as the training step receives them;
 the timing covers the whole jitted builder (augmentations, tiles, masks, Lab,

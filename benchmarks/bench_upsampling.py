@@ -2,7 +2,7 @@
 convolution against the sub-pixel convolution that represents it exactly, at the size of
 colorization's decoder in the default config (batch 64, 8x8x128 -> 16x16x128).
 
-  python launch/bench_upsampling.py [--batch 64] [--repeats 10]
+  python benchmarks/bench_upsampling.py [--batch 64] [--repeats 10]
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 drawn weights, the reference `tests/test_resnet.py` holds sslflax's ResNets to.
 
   pip install torch torchvision   # once, anywhere: CI never needs torch
-  python launch/make_resnet_reference.py
+  python tools/make_resnet_reference.py
 
 Weights are drawn from a seeded numpy generator by `draw_weight`, in the order of
 torchvision's state_dict; the file keeps that order (names and shapes), one input image and

@@ -1,7 +1,7 @@
 """Training throughput per task: real data from the input pipeline vs the same step on a
 synthetic batch already on the device, so the input pipeline's cost is visible.
 
-  python launch/bench_train.py [--sizes 64,224] [--batch 32] [--steps 10] [--tasks rotation,...]
+  python benchmarks/bench_train.py [--sizes 64,224] [--batch 32] [--steps 10] [--tasks rotation,...]
 
 Real data: the embedded sample's photos through make_dataset (decode, resize,
 crop, batch, prefetch) at the given size. The model is the config's AlexNet-BN

@@ -1,6 +1,6 @@
 """Regenerate the data files shipped in sslflax/assets/ (run from the repo root).
 
-  python launch/regenerate_assets.py
+  python tools/regenerate_assets.py
 
 - permutations_1000.npy: the greedy maximal-Hamming set of 1000 permutations of 9 (seed 0).
 - ab_prior_313.npy: the smoothed empirical ab-bin distribution of scikit-image's

@@ -1,6 +1,6 @@
 """Where the counting batch builder's time goes (input images/s of each part, jitted).
 
-  python launch/bench_counting.py [--size 224] [--batch 128] [--seconds 3] [--default-malloc]
+  python benchmarks/bench_counting.py [--size 224] [--batch 128] [--seconds 3] [--default-malloc]
 
 Counting is the slowest builder at 224 px. This breaks it into its parts and puts three
 references beside them: the cubic filter on every image (what the random-filter downsample

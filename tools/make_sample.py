@@ -2,7 +2,7 @@
 
   apt-get install dataset-fashion-mnist   # Debian's package: Fashion-MNIST, MIT licence
   apt-get install opencv-doc              # Debian's package: OpenCV's sample data (digits.png)
-  python launch/make_sample.py
+  python tools/make_sample.py
 
 - photos/*.jpg: scikit-image's bundled colour photos (public domain or CC0, see
   skimage.data), longer side scaled to 384 px: the colour source that augmented
