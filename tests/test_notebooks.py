@@ -1,4 +1,4 @@
-"""Every Colab notebook runs top to bottom (smoke sizes), and matches its source in make_notebooks.py."""
+"""Every Colab notebook runs top to bottom (smoke sizes), and matches its source in colab/src."""
 
 import importlib.util
 import pathlib
@@ -41,5 +41,5 @@ def test_stored_notebooks_are_generated_and_carry_no_outputs(tmp_path):
   for name in NOTEBOOKS:
     stored = nbformat.read(COLAB / name, as_version=4)
     assert (tmp_path / name).read_text() == (COLAB / name).read_text(), (
-        f"{name} differs from colab/make_notebooks.py; run python colab/make_notebooks.py")
+        f"{name} differs from its source colab/src/; run python colab/make_notebooks.py")
     assert all(not cell.get("outputs") for cell in stored.cells if cell.cell_type == "code")
