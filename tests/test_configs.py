@@ -63,3 +63,49 @@ def test_the_compilation_cache_folder_follows_config_then_environment_then_defau
   monkeypatch.setenv(cc.ENV_VAR, "off")
   assert cc.cache_dir(None) is None
   assert parse("rotation", "--config.compilation_cache=off").compilation_cache == "off"
+
+
+def test_variants_are_parsed_in_one_place():
+  from configs.common import VARIANTS, by_variant, variant_family
+  assert [variant_family(v) for v in VARIANTS] == [
+      "default", "smoke", "paper", "paper", "paper", "paper"]
+  with pytest.raises(ValueError, match="unknown config variant 'papre'"):
+    variant_family("papre")
+  config = parse("rotation:paper-60k")
+  with pytest.raises(ValueError, match=r"unknown families \['tiny'\]"):
+    by_variant(config, tiny={"seed": 1})
+  by_variant(config, default={"seed": 1}, paper={"seed": 2, "pretrain.split": "val"})
+  assert (config.seed, config.pretrain.split) == (2, "val")  # only its own family's settings
+  configs = sorted(p for p in CONFIGS.glob("*.py") if p.name not in ("common.py", "study.py"))
+  readers = [p.name for p in configs if "config.variant" in p.read_text()]
+  assert configs and not readers, readers  # experiments state differences via by_variant
+
+
+def test_paper_queue_and_clusters_follow_the_subset():
+  moco = parse("moco:paper", "--config.pretrain.subset_size=60000")
+  assert moco.task.options.queue_size == 60000 // 4 // 256 * 256
+  deepcluster = parse("deepcluster:paper", "--config.pretrain.subset_size=60000")
+  assert (deepcluster.task.options.num_clusters,
+          deepcluster.task.options.recluster_steps) == (468, 234)
+
+
+def test_only_build_reads_the_config():
+  """No function under train/, evaluate/ or data/ takes the ConfigDict, and checks builds
+  nothing: they take what sslflax.build built."""
+  import importlib
+  import inspect
+  import pkgutil
+  import sslflax
+  from sslflax import checks
+  takers = []
+  for package in ("train", "evaluate", "data"):
+    pkg = importlib.import_module(f"sslflax.{package}")
+    for info in pkgutil.iter_modules(pkg.__path__):
+      module = importlib.import_module(f"sslflax.{package}.{info.name}")
+      for name, fn in inspect.getmembers(module, inspect.isfunction):
+        if fn.__module__ == module.__name__ and "config" in inspect.signature(fn).parameters:
+          takers.append(f"{module.__name__}.{name}")
+  assert not takers, takers
+  source = inspect.getsource(checks)
+  assert "from_config" not in source and "build_run" not in source
+  assert sslflax.build.build_run  # the one reader
