@@ -103,6 +103,9 @@ def get_base_config(experiment: str, variant: str | None) -> ml_collections.Conf
   c.model.resnet_width = 64  # res2's width (torchvision's 64)
   c.model.zero_init_residual = False  # ResNet: each block's last BN gamma starts at 0
   c.model.cifar_stem = False  # True: a 3x3 stride-1 stem without max pool, for 32-64 px input
+  # 'bfloat16': mixed precision (bf16 compute; float32 parameters, BatchNorm statistics,
+  # heads and losses), for GPUs and TPUs; on a CPU float32 is faster.
+  c.model.compute_dtype = "float32"
   c.model.patch_size = 8  # 'vit_ti', 'vit_s': 64 px -> 8 x 8 (paper: 16, 224 px -> 14 x 14)
 
   c.pretrain = ml_collections.ConfigDict()

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any
-
 import json
-from typing import Callable
+from typing import Any, Callable
+
+import jax.numpy as jnp
 
 from sslflax.errors import ConfigError
 from sslflax.models import Backbone, backbone_of, get_backbone
@@ -27,10 +27,21 @@ from sslflax.transforms.augment import AugmentSpec, stream_view
 PROBE_OPTIMIZERS = ("adam", "sgd")
 
 
+# model.compute_dtype: what the backbone computes in. Parameters and BatchNorm statistics
+# stay float32 either way (mixed precision); the heads and losses take float32.
+COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
 def backbone_from_config(config):
-  """config.model.name's backbone, built from the config.model fields its family reads."""
+  """config.model.name's backbone, built from the config.model fields its family reads, in
+  config.model.compute_dtype."""
   family = get_backbone(config.model.name)
-  return family.build(**{field: config.model[field] for field in family.fields})
+  module = family.build(**{field: config.model[field] for field in family.fields})
+  dtype = config.model.get("compute_dtype", "float32")
+  if dtype not in COMPUTE_DTYPES:
+    raise ConfigError(f"model.compute_dtype={dtype!r}: choose one of {list(COMPUTE_DTYPES)} "
+                      f"(bfloat16: mixed precision, for GPUs and TPUs).")
+  return module.clone(dtype=COMPUTE_DTYPES[dtype])
 
 
 def task_from_config(config, measure_prior: bool = False, backbone=None) -> Task:

@@ -53,7 +53,7 @@ def tap_features(backbone, variables, images: jax.Array, taps: tuple[str, ...],
   _, out = backbone.apply(variables, images, train=False)
   pool = backbone_of(backbone).probe_pool
   return {t: adaptive_max_pool(out[t], (pool(t, out[t].shape[-1]),) * 2
-                               ).reshape(images.shape[0], -1)
+                               ).reshape(images.shape[0], -1).astype(jnp.float32)
           for t in taps}
 
 
