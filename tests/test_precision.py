@@ -44,3 +44,17 @@ def test_bfloat16_computes_in_bf16_keeps_float32_state_and_tracks_float32_losses
 def test_an_unknown_compute_dtype_is_a_one_line_error():
   with pytest.raises(ConfigError, match="model.compute_dtype='float16'"):
     build_run(load_config("rotation", "smoke", **{"model.compute_dtype": "float16"}))
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_the_device_benchmark_runs():
+  import subprocess
+  import sys
+  from tests.helpers import ROOT
+  result = subprocess.run([sys.executable, "benchmarks/bench_device.py", "--size", "32",
+                           "--batch", "8", "--steps", "1", "--backbones", "alexnet_bn",
+                           "--dtypes", "bfloat16"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert "alexnet_bn  bfloat16  32 px batch 8:" in result.stdout and "img/s" in result.stdout
