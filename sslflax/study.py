@@ -197,16 +197,16 @@ def run_parallel(study: ml_collections.ConfigDict, workdir: str, config_args: li
       index, worker = queue.pop(0), free.pop(0)
       log_path = os.path.join(workdir, "logs", f"cell{index}.log")
       os.makedirs(os.path.dirname(log_path), exist_ok=True)
-      log = open(log_path, "a")
-      proc = subprocess.Popen(cell_command(config_args, workdir, index), stdout=log,
+      cell_log = open(log_path, "a")
+      proc = subprocess.Popen(cell_command(config_args, workdir, index), stdout=cell_log,
                               stderr=subprocess.STDOUT,
                               env=_worker_env(worker, study.gpus_per_worker))
-      running[worker] = (proc, log, index)
+      running[worker] = (proc, cell_log, index)
       log.info(f"[study] cell {index} started on worker {worker} (log {log_path})")
     time.sleep(1)
-    for worker, (proc, log, index) in list(running.items()):
+    for worker, (proc, cell_log, index) in list(running.items()):
       if proc.poll() is not None:
-        log.close()
+        cell_log.close()
         del running[worker]
         free.append(worker)
         status = "done" if proc.returncode == 0 else f"FAILED (exit {proc.returncode})"

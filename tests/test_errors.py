@@ -125,6 +125,27 @@ def test_a_bug_keeps_its_traceback(tmp_path):
   assert "RuntimeError: a bug" in result.stderr
 
 
+def test_no_module_hides_the_logger_behind_a_local_name():
+  """A module that imports `log` from sslflax.log never rebinds the name: a local `log`
+  (a file handle, say) makes every later `log.info` there an AttributeError, found only when
+  that path runs (the study's worker loop once did)."""
+  import ast
+  offenders = []
+  for path in sorted((ROOT / "sslflax").rglob("*.py")):
+    tree = ast.parse(path.read_text())
+    if not any(isinstance(node, ast.ImportFrom) and node.module == "sslflax.log"
+               and any(alias.name == "log" and alias.asname is None for alias in node.names)
+               for node in ast.walk(tree)):
+      continue
+    for node in ast.walk(tree):
+      rebinds = ((isinstance(node, ast.Name) and node.id == "log"
+                  and isinstance(node.ctx, ast.Store))
+                 or (isinstance(node, ast.arg) and node.arg == "log"))
+      if rebinds:
+        offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+  assert not offenders, f"rename the local `log` at {offenders}"
+
+
 @pytest.mark.slow
 @pytest.mark.subprocess
 def test_the_console_shows_only_sslflax_lines_unless_verbose(tmp_path):
