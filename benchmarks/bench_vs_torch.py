@@ -29,7 +29,8 @@ from sslflax.train.loop import data_mesh, init_state, jit_train_step
 from sslflax.train.optim import make_optimizer
 
 
-def jax_stepper(size: int, batch: int):
+def jax_stepper(size: int, batch: int, with_hlo: bool = False):
+  """n -> runs n default rotation steps; with_hlo: also the compiled step's HLO text."""
   config = load_config("configs/rotation.py")
   config.pretrain.image_size, config.pretrain.batch_size = size, batch
   run = build_run(config)
@@ -46,6 +47,8 @@ def jax_stepper(size: int, batch: int):
       holder[0], metrics = step(holder[0], images, labels)
     jax.block_until_ready(metrics)
   steps(2)  # compile and warm up
+  if with_hlo:
+    return steps, step.lower(holder[0], images, labels).compile().as_text()
   return steps
 
 
