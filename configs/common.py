@@ -176,6 +176,10 @@ def get_base_config(experiment: str, variant: str | None) -> ml_collections.Conf
   c.linear_eval.decay_per_epoch = 0.98
   c.linear_eval.weight_decay = 5e-4
   c.linear_eval.train_subset = ml_collections.FieldReference(None, field_type=int)
+  # A class-balanced, seeded share of the probe train split's labels (e.g. 0.01, 0.1; None or
+  # 1.0: all of them), for probes and fine-tunes: the label-fraction protocol of SimCLR, SwAV
+  # and CPC v2. Each class keeps its share; the images drawn are the same for every model.
+  c.linear_eval.label_fraction = ml_collections.FieldReference(None, field_type=float)
   # The probe's optimiser: 'adam' (lr, weight_decay above) or 'sgd' (momentum 0.9: the
   # per-layer protocol of Kolesnikov et al., VISSL, RotNet); probe_lr and probe_weight_decay
   # replace lr and weight_decay for the probe only (None: the same as the fine-tune's).

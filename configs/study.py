@@ -49,6 +49,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Fine-tune every cell's checkpoint above each of these layers too (conv1..conv<L> frozen;
   # the seed's protocol is 3); () for the linear probes alone.
   c.freeze_layers = ()
+  # Probe every cell's checkpoint with these shares of each downstream train split's labels
+  # too (class-balanced, seeded; 1.0 is the probe cells themselves); () for every label.
+  c.label_fractions = ()
   c.single_image = ""  # an image file: the source of the size-1 cells
   c.single_image_augment = ml_collections.ConfigDict()  # its config.pretrain.augment fields
   c.labelled_experiments = ("supervised", "deepcluster")  # labels, or clusters of a whole

@@ -138,6 +138,7 @@ class Evaluation:
   decay_per_epoch: float
   weight_decay: float
   train_subset: int | None
+  label_fraction: float | None
   probe_optimizer: str
   probe_lr: float | None
   probe_weight_decay: float | None

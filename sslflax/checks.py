@@ -61,6 +61,13 @@ def check_values(config) -> None:
                                   and value >= 0):
       raise ConfigError(f"linear_eval.{name}={value!r} must be a finite number >= 0, or None "
                         f"for linear_eval.{name[len('probe_'):]}.")
+  fraction = le.label_fraction
+  if fraction is not None and not (isinstance(fraction, (int, float)) and 0 < fraction <= 1):
+    raise ConfigError(f"linear_eval.label_fraction={fraction!r} must be in (0, 1], e.g. 0.01, "
+                      f"0.1 or 1.0 (None: every label).")
+  if fraction is not None and le.train_subset is not None:
+    raise ConfigError(f"linear_eval.train_subset={le.train_subset} and label_fraction="
+                      f"{fraction} both choose the probe's training images; set one of them.")
   if le.mode not in ("probe", "finetune"):
     raise ConfigError(f"linear_eval.mode={le.mode!r}: choose 'probe' (linear probes on frozen "
                       f"taps) or 'finetune' (train above linear_eval.freeze_layer).")
@@ -108,7 +115,7 @@ def check_datasets(run: Run) -> None:
   labels and the colour it needs, and holds the subset asked of it."""
   from sslflax import data as data_lib
   from sslflax.data.pipeline import check_split, split_size
-  from sslflax.evaluate.linear import probe_splits
+  from sslflax.evaluate.linear import probe_splits, train_subset_size
   data, spec, task = run.data, run.evaluation, run.task
   if task is not None and not run.eval_only:
     builder = data_lib.get_builder(data.dataset, data.data_dir)
@@ -122,12 +129,18 @@ def check_datasets(run: Run) -> None:
                   "pretrain.subset_size")
   for dataset in spec.datasets:
     builder = data_lib.get_builder(dataset, spec.data_dir)
-    data_lib.num_classes(builder)
+    classes = data_lib.num_classes(builder)
     train_split, test_split = probe_splits(spec, dataset)
     for split in (train_split, test_split):
       check_split(builder, split)
-    _check_subset(dataset, spec.train_subset, split_size(builder, train_split),
-                  "linear_eval.train_subset")
+    available = split_size(builder, train_split)
+    _check_subset(dataset, spec.train_subset, available, "linear_eval.train_subset")
+    subset = train_subset_size(spec, dataset, builder)
+    if spec.label_fraction is not None and subset is not None and subset < classes:
+      raise DatasetError(
+          f"linear_eval.label_fraction={spec.label_fraction} keeps {subset} of the {available} "
+          f"{train_split} images of {dataset!r}, fewer than its {classes} classes; ask for at "
+          f"least {math.ceil(classes / available * 1000) / 1000:g}.")
 
 
 def _check_subset(dataset: str, asked: int | None, available: int | None, path: str) -> None:

@@ -24,7 +24,7 @@ from sslflax.results import RANDOM_INIT
 from sslflax.log import log
 
 CSV_FIELDS = ("experiment", "task", "pretrain_size", "downstream", "tap", "seed", "top1",
-              "test_images", "pretrain_steps", "pretext_loss", "wall_time_s")
+              "test_images", "pretrain_steps", "pretext_loss", "wall_time_s", "label_fraction")
 
 # The seed paper's published numbers (Macar & Liu, Columbia: its Figure 5), keyed by our experiment and dataset names:
 # accuracy averaged over ImageNet 30K/60K/120K, and sensitivity across those sizes.
@@ -57,7 +57,8 @@ def rows_from_results(cell, results: dict[str, Any]) -> list[dict[str, Any]]:
   """One row per (downstream dataset, tap) of a finished cell.
 
   pretrain_size is the number of source images the cell pretrained on (its subset, the
-  whole split, or 1 image); None for random init.
+  whole split, or 1 image); None for random init. label_fraction is None where the probe
+  trained on every label.
   """
   pretext = results.get("pretext", {})
   size = None if cell.size is None else pretext.get("source_images") or cell.size
@@ -70,7 +71,8 @@ def rows_from_results(cell, results: dict[str, Any]) -> list[dict[str, Any]]:
           "test_images": results["test_images"][downstream],
           "pretrain_steps": pretext.get("steps", 0),
           "pretext_loss": pretext.get("final_metrics", {}).get("loss"),
-          "wall_time_s": round(results["wall_time_s"], 1)})
+          "wall_time_s": round(results["wall_time_s"], 1),
+          "label_fraction": getattr(cell, "fraction", None)})
   return rows
 
 
@@ -279,6 +281,57 @@ def probe_table(rows, dataset: str, experiments: list[str], order=TAP_ORDER) -> 
   return _markdown(["experiment", "pretraining images"] + header, body)
 
 
+def label_fractions(rows) -> list[float]:
+  """The fractions of the rows, ascending, 1.0 standing for every label (fraction None)."""
+  return sorted({1.0 if r.get("label_fraction") is None else r["label_fraction"] for r in rows})
+
+
+def at_fraction(rows, fraction: float) -> list[dict[str, Any]]:
+  """The rows probed with `fraction` of the labels (1.0: every label)."""
+  return [r for r in rows if (r.get("label_fraction") or 1.0) == fraction]
+
+
+def fraction_table(rows, dataset: str, tap: str, experiments: list[str]) -> str:
+  """Top-1 ± SE at `tap` per label fraction on one dataset, every cell kind a row, marked
+  where it differs from random init at the same fraction by more than stats.MARK_SE SEs."""
+  fractions = label_fractions(rows)
+  body = []
+  for experiment, size in probe_rows(rows, experiments):
+    cells = []
+    for fraction in fractions:
+      here = at_fraction(rows, fraction)
+      baseline = None if experiment == RANDOM_INIT else probe_result(here, RANDOM_INIT, None,
+                                                                       dataset, tap)
+      cells.append(_fmt_compared(compared(probe_result(here, experiment, size, dataset, tap),
+                                          baseline)))
+    body.append([experiment, "—" if size is None else f"{size:,}"] + cells)
+  header = [f"{fraction:g} of the labels" for fraction in fractions]
+  return _markdown(["experiment", "pretraining images"] + header, body)
+
+
+def fraction_figure(rows, dataset: str, tap: str, experiments: list[str]):
+  """Top-1 ± SE at `tap` against the label fraction (log scale) on one dataset, a line per
+  cell kind, random init dashed."""
+  import matplotlib.pyplot as plt
+  fractions = label_fractions(rows)
+  fig, ax = plt.subplots(figsize=(6, 4))
+  for experiment, size in probe_rows(rows, experiments):
+    values = [compared(probe_result(at_fraction(rows, f), experiment, size, dataset, tap), None)
+              for f in fractions]
+    label = experiment if size is None else f"{experiment} ({size:,} images)"
+    ax.errorbar(fractions, [v[0] if v else np.nan for v in values],
+                [v[1] if v else 0 for v in values], marker="o", capsize=2, label=label,
+                linestyle="--" if experiment == RANDOM_INIT else "-",
+                color="black" if experiment == RANDOM_INIT else None)
+  ax.set_xscale("log")
+  ax.set_xticks(fractions, [f"{f:g}" for f in fractions])
+  ax.set_xlabel("fraction of the train split's labels")
+  ax.set_ylabel(f"linear probe top-1 ({tap}) ± SE")
+  ax.set_title(f"Top-1 against the label fraction on {dataset}")
+  ax.legend(fontsize=8)
+  return fig
+
+
 def beats_random(rows, experiments: list[str], datasets: list[str]) -> list[str]:
   """One line per cell kind: the (dataset, tap) pairs where it is above or below random init
   by more than stats.MARK_SE standard errors of the difference."""
@@ -447,6 +500,7 @@ def write_report(study, workdir: str, cells_and_results) -> str:
   write_csv(rows, os.path.join(workdir, "results.csv"))
   if not rows:
     raise ValueError(f"no finished cells in {workdir}; run the study first.")
+  every_row, rows = rows, at_fraction(rows, 1.0)  # the tables below: every label
   experiments = _ordered({r["experiment"] for r in rows}, study.experiments)
   tap = main_tap(rows)
   datasets = _ordered((r["downstream"] for r in rows), study.downstream)
@@ -487,10 +541,25 @@ def write_report(study, workdir: str, cells_and_results) -> str:
                f"## Sensitivity to pretraining-set size at {tap} (std across sizes, mean over "
                f"datasets)",
                sensitivity_table(rows, tap, experiments, study.show_paper)]
+  fractions = label_fractions(every_row)
+  if len(fractions) > 1:
+    for dataset in datasets:
+      sections += [f"## Probes at {tap} with a share of the labels on {dataset} (class-balanced, "
+                   f"seeded; {stats.MARK} against random init at the same share)",
+                   fraction_table(every_row, dataset, tap, experiments)]
   if missing:
     sections += [f"Not finished yet ({len(missing)} cells): {', '.join(missing)}."]
   os.makedirs(os.path.join(workdir, "figures"), exist_ok=True)
   figures = write_figures(rows, tap, experiments, datasets, os.path.join(workdir, "figures"))
+  if len(fractions) > 1:
+    import matplotlib.pyplot as plt
+    for dataset in datasets:
+      path = os.path.join(workdir, "figures", f"label_fraction_{dataset.replace('/', '_')}.png")
+      fig = fraction_figure(every_row, dataset, tap, experiments)
+      fig.tight_layout()
+      fig.savefig(path, dpi=100)
+      plt.close(fig)
+      figures.append(path)
   sections += ["Figures: " + ", ".join(os.path.relpath(p, workdir) for p in figures)]
   markdown = "\n\n".join(sections) + "\n"
   with open(os.path.join(workdir, "study.md"), "w") as f:

@@ -16,6 +16,11 @@ conv1..conv<L> frozen (linear_eval.mode='finetune'), written to results-finetune
 beside the probes' results.json. These cells come after every probe cell in the grid, and
 one fails with a clear error when the checkpoint it needs has not finished.
 
+Label fractions: study.label_fractions = (0.01, 0.1) adds a cell per fraction to every probe
+cell: the same checkpoint probed with that class-balanced share of each downstream train
+split's labels (linear_eval.label_fraction), written to results-labels<fraction>.json. The
+probe cells themselves are the fraction 1.0.
+
 Sizes: a class-balanced subset of that many images of the experiment's pretraining set; 0 is
 the whole set; 1 is one image: study.single_image (an image file) when set, streamed through
 the augmentation study.single_image_augment (Asano et al. 2020).
@@ -46,11 +51,13 @@ WHOLE_SET = 0  # a size of 0: the experiment's whole pretraining split
 @dataclasses.dataclass(frozen=True)
 class Cell:
   """One run of the grid; `size` is None for random init (it sees no pretraining data);
-  `freeze` is None for the linear probes, else the layer a fine-tune freezes through."""
+  `freeze` is None for the linear probes, else the layer a fine-tune freezes through;
+  `fraction` is None for every label, else the share of them the probes train on."""
   experiment: str
   size: int | None
   seed: int
   freeze: int | None = None
+  fraction: float | None = None
 
   @property
   def run_name(self) -> str:
@@ -60,17 +67,24 @@ class Cell:
 
   @property
   def name(self) -> str:
-    return self.run_name + ("" if self.freeze is None else f"-freeze{self.freeze}")
+    return (self.run_name + ("" if self.freeze is None else f"-freeze{self.freeze}")
+            + ("" if self.fraction is None else f"-labels{self.fraction:g}"))
 
   @property
   def pretraining(self) -> Cell:
     """The probe cell whose checkpoint this cell evaluates (itself for a probe cell)."""
-    return dataclasses.replace(self, freeze=None)
+    return dataclasses.replace(self, freeze=None, fraction=None)
+
+  @property
+  def evaluates_a_checkpoint(self) -> bool:
+    """A fine-tune or label-fraction cell: it evaluates its probe cell's checkpoint."""
+    return self != self.pretraining
 
 
 def grid(study: ml_collections.ConfigDict) -> list[Cell]:
   """All cells, in a fixed order (so `--cell=K` names the same run on every host): every
-  probe cell, then, per freeze layer, its fine-tune cells."""
+  probe cell, then, per freeze layer, its fine-tune cells, then, per label fraction below 1,
+  its probe cells at that fraction."""
   cells = []
   for seed in study.seeds:
     for experiment in study.experiments:
@@ -78,8 +92,10 @@ def grid(study: ml_collections.ConfigDict) -> list[Cell]:
       if study.single_image and experiment in study.labelled_experiments:
         sizes = [size for size in sizes if size != 1]  # an image file has no labels
       cells.extend(Cell(experiment, size, seed) for size in sizes)
-  return cells + [dataclasses.replace(cell, freeze=layer) for layer in study.freeze_layers
-                  for cell in cells]
+  return (cells + [dataclasses.replace(cell, freeze=layer) for layer in study.freeze_layers
+                   for cell in cells]
+          + [dataclasses.replace(cell, fraction=float(fraction))
+             for fraction in study.label_fractions if fraction != 1.0 for cell in cells])
 
 
 def pretrain_steps(study: ml_collections.ConfigDict, size: int, batch_size: int) -> int:
@@ -103,6 +119,14 @@ def cell_config(study: ml_collections.ConfigDict, cell: Cell) -> ml_collections.
     config.linear_eval.mode = "finetune"
     config.linear_eval.freeze_layer = cell.freeze
     config.eval_only = cell.experiment != RANDOM_INIT  # the probe cell's checkpoint
+  if cell.fraction is not None:
+    if config.linear_eval.train_subset is not None:
+      raise ConfigError(f"study.label_fractions probes shares of each whole train split, but "
+                        f"the cells' linear_eval.train_subset={config.linear_eval.train_subset} "
+                        f"picks a subset already (the 1.0 column would not be every label); "
+                        f"set --config.overrides.linear_eval.train_subset=None.")
+    config.linear_eval.label_fraction = cell.fraction
+    config.eval_only = cell.experiment != RANDOM_INIT
   if cell.size is None:
     return config
   config.pretrain.subset_size = cell.size or None
@@ -163,7 +187,7 @@ def run_cell(study: ml_collections.ConfigDict, workdir: str, cell: Cell,
   source = cell.pretraining
   if results is None and config.eval_only and finished_results(
       workdir, source, cell_config(study, source)) is None:
-    raise WorkdirError(f"cell {cell.name} fine-tunes the checkpoint of cell {source.name} "
+    raise WorkdirError(f"cell {cell.name} evaluates the checkpoint of cell {source.name} "
                        f"(--cell={grid(study).index(source)}), which has not finished; run it "
                        f"first (the whole study runs the cells in order).")
   if results is None:
@@ -232,8 +256,8 @@ def run_study(study: ml_collections.ConfigDict, workdir: str, *,
     if config_args is None:
       raise ValueError("study.workers > 1 starts `python -m sslflax.study --cell=K` processes; "
                        "run it from the command line, or set study.workers = 1.")
-    for wave in ([i for i in pending if cells[i].freeze is None],  # the checkpoints first
-                 [i for i in pending if cells[i].freeze is not None]):
+    for wave in ([i for i in pending if not cells[i].evaluates_a_checkpoint],  # checkpoints first
+                 [i for i in pending if cells[i].evaluates_a_checkpoint]):
       if wave:
         run_parallel(study, workdir, config_args, wave)
   else:
@@ -253,11 +277,12 @@ def run_study(study: ml_collections.ConfigDict, workdir: str, *,
 
 def collect(study: ml_collections.ConfigDict, workdir: str) -> list[tuple[Cell, dict | None]]:
   """Every cell with its results, or None where it has not finished. A fine-tune cell reports
-  the pretraining (images, steps, loss) of the probe cell whose checkpoint it evaluated."""
+  the pretraining (images, steps, loss) of the probe cell whose checkpoint it evaluated, as
+  does a label-fraction cell."""
   done = {cell: finished_results(workdir, cell, cell_config(study, cell)) for cell in grid(study)}
   for cell, results in done.items():
     source = done.get(cell.pretraining)
-    if cell.freeze is not None and results is not None and source is not None:
+    if cell.evaluates_a_checkpoint and results is not None and source is not None:
       done[cell] = dict(results, pretext=source["pretext"])
   return list(done.items())
 

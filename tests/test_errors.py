@@ -190,6 +190,12 @@ def test_the_console_shows_only_sslflax_lines_unless_verbose(tmp_path):
     ("rotation", {"linear_eval.freeze_layer": 6}, "linear_eval.freeze_layer=6 must be 0..5"),
     ("rotation", {"linear_eval.finetune_epochs": 0}, "linear_eval.finetune_epochs=0"),
     ("rotation", {"optim.plateau_factor": 1.5}, "optim.plateau_factor=1.5"),
+    ("rotation", {"linear_eval.train_subset": None, "linear_eval.label_fraction": 1.5},
+     "linear_eval.label_fraction=1.5 must be in (0, 1]"),
+    ("rotation", {"linear_eval.train_subset": None, "linear_eval.label_fraction": 0.0},
+     "linear_eval.label_fraction=0.0 must be in (0, 1]"),
+    ("rotation", {"linear_eval.train_subset": 200, "linear_eval.label_fraction": 0.1},
+     "both choose the probe's training images"),
     ("rotation", {"linear_eval.mode": "finetune", "linear_eval.batch_size": 12},
      "linear_eval.batch_size=12 is not divisible by the 8 devices"),
 ], ids=lambda v: v if isinstance(v, str) and " " not in v else None)
@@ -230,6 +236,9 @@ def test_data_errors_fail_before_any_work(tmp_path):
       ({"pretrain.dataset": flat, "linear_eval.datasets": (flat,)}, local, "has no class labels"),
       ({"pretrain.subset_size": 20_001}, None, "pretrain.subset_size=20001"),
       ({"linear_eval.train_subset": 3001}, None, "linear_eval.train_subset=3001"),
+      ({"linear_eval.train_subset": None, "linear_eval.label_fraction": 0.001}, None,
+       "linear_eval.label_fraction=0.001 keeps 3 of the 3000 train images of "
+       "'sslflax_sample/fashion', fewer than its 10 classes; ask for at least 0.004"),
   ]
   for overrides, data_dir, fragment in cases:
     config = smoke(**overrides)

@@ -153,6 +153,40 @@ def test_finetune_mode_end_to_end_beside_random_init_and_the_probes(rotation_smo
   assert os.listdir(tmp_path / "finetune" / "random" / "sslflax_sample_fashion")
 
 
+@pytest.mark.slow
+def test_a_label_fraction_probes_and_fine_tunes_on_that_share_of_each_class(rotation_smoke,
+                                                                              tmp_path):
+  """linear_eval.label_fraction=0.1 of Fashion's 3,000 train images: the probes and the
+  fine-tune train on 300 of them, 30 per class, and write their own results files beside the
+  every-label ones (the session's rotation smoke run, evaluated again)."""
+  from sslflax.data import get_builder
+  from sslflax.data.pipeline import _ids_and_labels, balanced_subset_indices
+  from sslflax.evaluate.linear import train_subset_size
+  tmp_path = rotation_smoke.copy_to(tmp_path / "run")
+  config = load_config("rotation", **{"eval_only": True, "linear_eval.train_subset": None,
+                                      "linear_eval.label_fraction": 0.1})
+  spec = build_run(config).evaluation
+  builder = get_builder("sslflax_sample/fashion")
+  assert train_subset_size(spec, "sslflax_sample/fashion", builder) == 300
+  _, labels = _ids_and_labels(builder, "train")
+  chosen = labels[balanced_subset_indices(labels, 300, config.seed)]
+  assert np.bincount(chosen).tolist() == [30] * 10
+  lines = Lines()
+  run_experiment(config, tmp_path, log_to=lines)
+  assert any("features of 300 train" in line for line in lines), lines[:5]
+  probed = json.loads((tmp_path / "results-labels0.1.json").read_text())
+  assert probed["config"]["linear_eval"]["label_fraction"] == 0.1
+  every_label = json.loads((tmp_path / "results.json").read_text())
+  assert probed["linear_eval"] != every_label["linear_eval"]  # trained on other images
+  config.linear_eval.mode = "finetune"
+  lines.clear()
+  run_experiment(config, tmp_path, log_to=lines)
+  assert (tmp_path / "results-finetune-freeze3-labels0.1.json").exists()
+  # 300 images make the fine-tune's steps: ceil(300 / batch size) an epoch.
+  steps = config.linear_eval.finetune_epochs * -(-300 // config.linear_eval.batch_size)
+  assert any(f"step {steps}/{steps}" in line for line in lines), lines[-8:]
+
+
 def pytorch_reduce_on_plateau(epoch_losses, factor, patience, threshold=1e-4):
   """An independent oracle: torch.optim.lr_scheduler.ReduceLROnPlateau's documented rule
   (mode 'min', threshold_mode 'rel', cooldown 0), stepped once per epoch."""

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from sslflax import report, study
-from sslflax.errors import WorkdirError
+from sslflax.errors import ConfigError, WorkdirError
 from sslflax.study import Cell
 from tests.helpers import ROOT, Lines, load_config, logged_to, one_device, xla_flags
 
@@ -154,7 +154,7 @@ def test_freeze_layer_sweep_fine_tunes_each_checkpoint_in_its_cell(tmp_path):
   assert (tuned.linear_eval.mode, tuned.linear_eval.freeze_layer, tuned.eval_only) == ("finetune", 1, True)
   assert study.cell_config(config, cells[1]).linear_eval.mode == "probe"
   # A fine-tune cell needs its pretraining cell's checkpoint first.
-  with pytest.raises(WorkdirError, match=r"rotation-32-seed0-freeze1 fine-tunes .* rotation-32-seed0 \(--cell=1\)"):
+  with pytest.raises(WorkdirError, match=r"rotation-32-seed0-freeze1 evaluates .* rotation-32-seed0 \(--cell=1\)"):
     study.run_cell(config, str(tmp_path), cells[3], **quiet_on_one_device())
   markdown = study.run_study(config, str(tmp_path), **quiet_on_one_device())
   run_dir = pathlib.Path(study.cell_dir(str(tmp_path), cells[1]))
@@ -319,3 +319,59 @@ def test_two_processes_join_one_job_and_train_together(tmp_path):
   assert results["processes"] == 2 and results["devices"].startswith("4 x ")
   assert results["pretext"]["steps"] == 6 and np.isfinite(results["pretext"]["final_metrics"]["loss"])
   assert "[rotation] step 6/6" in outputs[0] and "[rotation] step" not in outputs[1]
+
+
+def test_label_fraction_cells_probe_each_probe_cells_checkpoint_again():
+  config = load_study("smoke")
+  config.experiments, config.subset_sizes = ("random", "rotation"), (32,)
+  config.freeze_layers, config.label_fractions = (3,), (0.01, 0.1, 1.0)
+  config.overrides.linear_eval = dict(train_subset=None)
+  cells = study.grid(config)
+  assert [c.name for c in cells] == [
+      "random-nodata-seed0", "rotation-32-seed0", "random-nodata-seed0-freeze3",
+      "rotation-32-seed0-freeze3", "random-nodata-seed0-labels0.01", "rotation-32-seed0-labels0.01",
+      "random-nodata-seed0-labels0.1", "rotation-32-seed0-labels0.1"]  # 1.0: the probe cells
+  tenth = study.cell_config(config, cells[7])
+  assert (tenth.linear_eval.label_fraction, tenth.linear_eval.mode, tenth.eval_only) == (
+      0.1, "probe", True)
+  assert study.cell_dir("w", cells[7]) == study.cell_dir("w", cells[1])  # one checkpoint
+  assert not study.cell_config(config, cells[6]).eval_only  # random init has none to read
+  assert study.cell_config(config, cells[1]).linear_eval.label_fraction is None
+  assert [c.evaluates_a_checkpoint for c in cells] == [False, False] + [True] * 6
+
+
+def test_label_fraction_table_compares_with_random_init_at_the_same_fraction():
+  """On 5000 test images: at 0.01, rotation 0.70 against random's 0.60 is 10 SE (marked); at
+  every label, 0.81 against 0.80 is 1.3 SE (not marked)."""
+  rows = [dict(row("random", None, "d", 0, 0.80, test_images=5000), label_fraction=None),
+          dict(row("random", None, "d", 0, 0.60, test_images=5000), label_fraction=0.01),
+          dict(row("rotation", 20000, "d", 0, 0.81, test_images=5000), label_fraction=None),
+          dict(row("rotation", 20000, "d", 0, 0.70, test_images=5000), label_fraction=0.01)]
+  lines = report.fraction_table(rows, "d", "conv3", ["random", "rotation"]).splitlines()
+  assert lines[0] == "| experiment | pretraining images | 0.01 of the labels | 1 of the labels |"
+  assert lines[2] == "| random | — | 0.600 ± 0.007 | 0.800 ± 0.006 |"
+  assert lines[3] == "| rotation | 20,000 | 0.700 ± 0.006* | 0.810 ± 0.006 |"
+  assert report.at_fraction(rows, 1.0) == [rows[0], rows[2]]
+
+
+@pytest.mark.slow
+def test_a_label_fraction_sweep_runs_end_to_end_into_its_table_and_figure(tmp_path):
+  config = load_study("smoke")
+  config.experiments, config.subset_sizes = ("random", "rotation"), (32,)
+  config.downstream, config.label_fractions = ("sslflax_sample/fashion",), (0.1,)
+  with pytest.raises(ConfigError, match="linear_eval.train_subset=200 picks a subset"):
+    study.run_study(config, str(tmp_path), **quiet_on_one_device())  # the smoke variant's
+  config.overrides.linear_eval = dict(train_subset=None)
+  markdown = study.run_study(config, str(tmp_path), **quiet_on_one_device())
+  run_dir = pathlib.Path(study.cell_dir(str(tmp_path), study.grid(config)[1]))
+  assert {p.name for p in run_dir.glob("results*.json")} == {"results.json",
+                                                              "results-labels0.1.json"}
+  assert "## Probes at conv3 with a share of the labels on sslflax_sample/fashion" in markdown
+  assert "| 0.1 of the labels | 1 of the labels |" in markdown
+  assert (tmp_path / "figures" / "label_fraction_sslflax_sample_fashion.png").exists()
+  with open(tmp_path / "results.csv") as f:
+    fractions = sorted(r["label_fraction"] for r in csv.DictReader(f))
+  assert fractions == ["", "", "0.1", "0.1"]
+  # The tables of every label leave the fraction rows out: one rotation row per dataset.
+  probes = markdown.split("## Probes per layer on sslflax_sample/fashion")[1].split("##")[0]
+  assert probes.count("| rotation |") == 1

@@ -32,7 +32,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from sslflax import data as data_lib
 from sslflax.build import Evaluation
-from sslflax.evaluate.linear import padded_batches, probe_splits
+from sslflax.evaluate.linear import padded_batches, probe_splits, train_subset_size
 from sslflax.models.registry import Backbone, backbone_of
 from sslflax.tasks.base import ClassifierNet, Task, classification_loss
 from sslflax.train import checkpoint as ckpt_lib
@@ -144,7 +144,8 @@ def finetune(backbone: nn.Module, variables: dict[str, Any], dataset: str, le: E
   classes = data_lib.num_classes(builder)
   image_size = dict(le.image_size_per_dataset).get(dataset, le.image_size)
   train_split, test_split = probe_splits(le, dataset)
-  train_images = le.train_subset or data_lib.pipeline.split_size(builder, train_split)
+  subset = train_subset_size(le, dataset, builder)
+  train_images = subset or data_lib.pipeline.split_size(builder, train_split)
   steps_per_epoch = math.ceil(train_images / le.batch_size)
   steps = le.finetune_epochs * steps_per_epoch
 
@@ -154,6 +155,8 @@ def finetune(backbone: nn.Module, variables: dict[str, Any], dataset: str, le: E
   settings = {k: getattr(le, k) for k in ("freeze_layer", "finetune_epochs", "batch_size", "lr",
                                  "decay_per_epoch", "weight_decay", "train_subset",
                                  "finetune_dropout", "squash")}
+  if subset != le.train_subset:
+    settings["label_fraction"] = le.label_fraction  # a new key only where it changes the data
   settings.update(dataset=dataset, split=train_split, image_size=image_size, seed=le.seed,
                   input=None if input_fn is None else input_fn.__name__)
   key = fingerprint(variables, settings)
@@ -174,7 +177,7 @@ def finetune(backbone: nn.Module, variables: dict[str, Any], dataset: str, le: E
                 squash=le.squash)
   train_ds = data_lib.make_dataset(
       dataset, train_split, batch_size=le.batch_size // jax.process_count(), train=True,
-      subset_size=le.train_subset, host_id=jax.process_index(), host_count=jax.process_count(),
+      subset_size=subset, host_id=jax.process_index(), host_count=jax.process_count(),
       skip_batches=int(state.step), **common)
   label = f"finetune {model_name} {dataset} freeze{layer}"
   state, _, _ = run_steps(

@@ -29,6 +29,16 @@ def probe_splits(le, dataset: str) -> tuple[str, str]:
   return le.train_split, le.test_split
 
 
+def train_subset_size(le, dataset: str, builder) -> int | None:
+  """How many images of `dataset`'s probe train split the probes and fine-tunes train on, drawn
+  class-balanced and seeded: linear_eval.train_subset, or label_fraction of the split; None
+  for the whole split (label_fraction None or 1.0)."""
+  if le.label_fraction is None or le.label_fraction == 1.0:
+    return le.train_subset
+  train_split = probe_splits(le, dataset)[0]
+  return round(le.label_fraction * data_lib.pipeline.split_size(builder, train_split))
+
+
 def resolve_taps(taps, names: tuple[str, ...]) -> tuple[str, ...]:
   """linear_eval.taps checked against the backbone's tap `names`; ('all',) is all of them."""
   taps = tuple(taps)
@@ -171,7 +181,8 @@ def linear_eval(backbone, models: dict[str, Any], le: Evaluation, mesh, *,
     common = dict(image_size=image_size, batch_size=le.batch_size, train=False,
                   seed=le.seed, data_dir=le.data_dir, squash=le.squash)
     train_split, test_split = probe_splits(le, dataset)
-    train_ds = data_lib.make_dataset(dataset, train_split, subset_size=le.train_subset, **common)
+    subset = train_subset_size(le, dataset, builder)
+    train_ds = data_lib.make_dataset(dataset, train_split, subset_size=subset, **common)
     test_ds = data_lib.make_dataset(dataset, test_split, **common)
     for name, variables in models.items():
       t0 = time.time()
