@@ -1,6 +1,7 @@
 """keep_freed_memory: XLA's large host buffers come from the reused heap, not fresh mappings."""
 
 import ctypes
+import os
 import subprocess
 import sys
 
@@ -8,9 +9,10 @@ import pytest
 
 PROBE = """
 import ctypes, sys
+tuned = False
 if sys.argv[1] == "tuned":
   from sslflax.hostmem import keep_freed_memory
-  assert keep_freed_memory()
+  tuned = keep_freed_memory()
 import jax, jax.numpy as jnp
 
 class MallInfo2(ctypes.Structure):
@@ -22,14 +24,18 @@ mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2
 mallinfo2.restype = MallInfo2
 big = jax.jit(lambda x: jnp.broadcast_to(x, (64, 1024, 1024)))(jnp.float32(1))  # 256 MiB
 big.block_until_ready()
-print(mallinfo2().hblkhd)  # bytes held in separately mapped blocks
+print(tuned, mallinfo2().hblkhd)  # bytes held in separately mapped blocks
 """
 
 
-def mapped_bytes(mode: str) -> int:
+def mapped_bytes(mode: str, env: dict | None = None) -> int:
+  """Bytes glibc holds in mapped blocks after a 256 MiB XLA buffer; `mode` 'tuned' calls
+  keep_freed_memory first, which must say whether it changed malloc."""
   out = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True,
-                       check=True)
-  return int(out.stdout.split()[-1])
+                       check=True, env=env)
+  tuned, mapped = out.stdout.split()[-2:]
+  assert tuned == str(mode == "tuned" and (env or {}).get("SSLFLAX_MALLOC") != "default")
+  return int(mapped)
 
 
 def test_large_xla_buffers_come_from_the_heap_once_tuned():
@@ -39,3 +45,12 @@ def test_large_xla_buffers_come_from_the_heap_once_tuned():
     pytest.skip("needs glibc 2.33 or later")
   assert mapped_bytes("default") >= 256 << 20  # glibc maps (and later unmaps) the buffer
   assert mapped_bytes("tuned") < 256 << 20  # served from the heap, kept after free
+
+
+def test_sslflax_malloc_default_leaves_glibc_as_it_is():
+  """The opt-out for runs whose buffers fragment the one heap (docs/troubleshooting.md)."""
+  try:
+    ctypes.CDLL("libc.so.6").mallinfo2
+  except (OSError, AttributeError):
+    pytest.skip("needs glibc 2.33 or later")
+  assert mapped_bytes("tuned", dict(os.environ, SSLFLAX_MALLOC="default")) >= 256 << 20
