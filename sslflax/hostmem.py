@@ -8,8 +8,9 @@ never trimmed removes that cost; `python benchmarks/bench_counting.py [--default
 (at 224 px, converting a batch of 128 to float32 ran at 32,032 img/s kept, 6,220 default).
 
 The one heap fragments where a step's buffers vary more: a ViT-Ti rotation step at batch 16
-peaked at 4.4 GB kept against 2.3 GB with glibc's defaults, and ViT-Ti runs at batch 64 were
-killed for memory at 24 GB. SSLFLAX_MALLOC=default leaves glibc's malloc as it is.
+peaks at 5.5 GB kept against 2.3 GB with glibc's defaults (benchmarks/bench_step_memory.py),
+and ViT-Ti runs at batch 64 were killed for memory at 24 GB. SSLFLAX_MALLOC=default leaves
+glibc's malloc as it is.
 """
 
 from __future__ import annotations
