@@ -103,6 +103,7 @@ def get_base_config(experiment: str, variant: str | None) -> ml_collections.Conf
   c.model.resnet_width = 64  # res2's width (torchvision's 64)
   c.model.zero_init_residual = False  # ResNet: each block's last BN gamma starts at 0
   c.model.cifar_stem = False  # True: a 3x3 stride-1 stem without max pool, for 32-64 px input
+  c.model.resnet_norm = "batch"  # or 'layer': layer norm over each map (CPC v2)
   # 'bfloat16': mixed precision (bf16 compute; float32 parameters, BatchNorm statistics,
   # heads and losses), for GPUs and TPUs; on a CPU float32 is faster.
   c.model.compute_dtype = "float32"
@@ -148,6 +149,7 @@ def get_base_config(experiment: str, variant: str | None) -> ml_collections.Conf
   c.optim.plateau_factor = 0.75  # schedule 'plateau': x this after plateau_patience + 1
   c.optim.plateau_patience = 3   # epochs without improvement of the epoch's mean loss
   c.optim.momentum = 0.9
+  c.optim.adam_b1 = 0.9  # adam, adamw: beta1 (BiGAN's 0.5, DCGAN's)
   c.optim.nesterov = False  # sgd: plain momentum, as MoCo's and DeepCluster's code
   c.optim.no_momentum = ()  # sgd: top-level parameters trained without momentum
   c.optim.weight_decay = 0.0

@@ -147,6 +147,8 @@ TINY_TASK_OPTIONS = {
     "swav": {"hidden": 32, "out": 16, "num_prototypes": 20, "num_local": 2, "local_size": 16,
              "queue_size": 32},
     "deepcluster": {"num_clusters": 4, "pca_dim": 8, "recluster_steps": 3},
+    "bigan": {"z_dim": 16, "gan_width": 8},
+    "cpc": {"context_blocks": 1},
 }
 
 

@@ -9,6 +9,7 @@ from PIL import Image
 
 from sslflax import data as data_lib
 from sslflax.errors import CheckpointError, WorkdirError
+from sslflax.models import get_backbone
 from sslflax.train import checkpoint as ckpt_lib
 from sslflax.train.loop import NonFiniteLossError
 from tests.helpers import (Lines, load_config, logged_to, rerun_at_default_optimisation, run_experiment,
@@ -16,7 +17,7 @@ from tests.helpers import (Lines, load_config, logged_to, rerun_at_default_optim
 
 EXPERIMENTS = ("rotation", "counting", "jigsaw", "context", "colorize", "supervised", "random",
                "patch_location", "exemplar", "denoising", "multitask", "simclr", "byol", "moco", "swav",
-               "deepcluster")
+               "deepcluster", "bigan", "cpc")
 # The fast tier runs rotation; the full suite every experiment.
 EVERY_EXPERIMENT = [name if name == "rotation" else pytest.param(name, marks=pytest.mark.slow)
                     for name in EXPERIMENTS]
@@ -32,8 +33,9 @@ def test_smoke_experiment_end_to_end_on_the_embedded_sample(name, tmp_path, requ
     config = load_config(name)
     results = run_experiment(config, tmp_path)
   on_disk = json.loads((tmp_path / "results.json").read_text())
-  top1 = on_disk["linear_eval"]["sslflax_sample/fashion"]["conv3"]
-  assert 0.0 <= top1 <= 1.0 and top1 == results["linear_eval"]["sslflax_sample/fashion"]["conv3"]
+  tap = get_backbone(config.model.name).taps[2]  # conv3 of AlexNet-BN, res4 of a ResNet (CPC)
+  top1 = on_disk["linear_eval"]["sslflax_sample/fashion"][tap]
+  assert 0.0 <= top1 <= 1.0 and top1 == results["linear_eval"]["sslflax_sample/fashion"][tap]
   assert top1 > 0.2  # 10 classes: even random conv features beat chance (0.1) clearly
   assert on_disk["experiment"] == config.experiment
   assert on_disk["probe_input"] == ("lightness" if name == "colorize" else "rgb")
@@ -41,12 +43,12 @@ def test_smoke_experiment_end_to_end_on_the_embedded_sample(name, tmp_path, requ
   # Every result stands beside random init on the same data and probe, with its SE.
   n = on_disk["test_images"]["sslflax_sample/fashion"]
   assert n == 500  # the smoke variant probes test[:500]
-  row = on_disk["comparison"]["sslflax_sample/fashion"]["conv3"]
+  row = on_disk["comparison"]["sslflax_sample/fashion"][tap]
   assert row["se"] == pytest.approx(np.sqrt(top1 * (1 - top1) / n))
   if name == "random":
     assert on_disk["random_init"] is None and "random_top1" not in row
   else:
-    assert row["random_top1"] == on_disk["random_init"]["sslflax_sample/fashion"]["conv3"]
+    assert row["random_top1"] == on_disk["random_init"]["sslflax_sample/fashion"][tap]
     assert row["difference"] == pytest.approx(top1 - row["random_top1"])
     assert row["marked"] == (abs(row["difference_in_se"]) > 2)
   if name != "random":

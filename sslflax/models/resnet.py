@@ -5,6 +5,10 @@ Returns (features, taps) like AlexNetBN: `features` is the global average pool o
 or 2048 wide), and `taps` holds conv1 (the stem), res2..res5 (each stage's output), 'pool5'
 (= features) and 'last_map' (res5's map, which the decoder tasks build on).
 
+Normalisation: batch norm (torchvision's), or with norm='layer' layer norm over each example's
+map (H, W, C), per-channel scale and offset, which CPC v2 uses so that no statistic mixes the
+patches of a batch (Hénaff et al. 2020). The layers keep the BN names (bn1, ...).
+
 Stems: ImageNet's 7x7 stride-2 convolution and 3x3 stride-2 max pool, or, with cifar_stem,
 a 3x3 stride-1 convolution and no pool (SimCLR's CIFAR-10 ResNet; for 32-64 px inputs, which
 the ImageNet stem shrinks 4x before res2).
@@ -37,14 +41,14 @@ class ResidualBlock(nn.Module):
   frozen: bool = False
   dtype: jnp.dtype = jnp.float32
   zero_init_last_bn: bool = False
+  norm: str = "batch"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     conv = lambda w, k, s, name: nn.Conv(w, (k, k), strides=(s, s), padding=k // 2,
                                          use_bias=False, dtype=self.dtype, name=name)
-    norm = lambda name, scale_init=nn.initializers.ones: nn.BatchNorm(
-        use_running_average=not train or self.frozen, momentum=0.9, dtype=self.dtype,
-        scale_init=scale_init, name=name)
+    norm = lambda name, scale_init=nn.initializers.ones: normalization(
+        self.norm, train and not self.frozen, self.dtype, name, scale_init)
     # The residual branch's last BN starts at gamma = 0 (each block the identity), as SimCLR's
     # and BYOL's ResNets; torchvision's default (zero_init_residual=False) starts it at 1.
     last_scale = nn.initializers.zeros if self.zero_init_last_bn else nn.initializers.ones
@@ -60,6 +64,21 @@ class ResidualBlock(nn.Module):
     if x.shape[-1] != out_width or self.strides != 1:
       x = norm("shortcut_bn")(conv(out_width, 1, self.strides, "shortcut")(x))
     return nn.relu(x + y)
+
+
+NORMS = ("batch", "layer")
+
+
+def normalization(kind: str, train: bool, dtype, name: str,
+                  scale_init=nn.initializers.ones) -> nn.Module:
+  """BatchNorm (running statistics outside training), or LayerNorm over (H, W, C)."""
+  if kind == "batch":
+    return nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=dtype,
+                        scale_init=scale_init, name=name)
+  if kind == "layer":
+    return nn.LayerNorm(reduction_axes=(-3, -2, -1), feature_axes=-1, dtype=dtype,
+                        scale_init=scale_init, name=name)
+  raise ValueError(f"unknown model.resnet_norm {kind!r}; choose one of {NORMS}.")
 
 
 def stem_pool(x: jax.Array) -> jax.Array:
@@ -90,6 +109,7 @@ class ResNet(nn.Module):
   conv1_stride: int | None = None
   dtype: jnp.dtype = jnp.float32
   zero_init_residual: bool = False  # each block's last BN starts at gamma 0 (SimCLR, BYOL)
+  norm: str = "batch"  # or 'layer' (CPC v2)
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> tuple[jax.Array, dict[str, jax.Array]]:
@@ -104,8 +124,7 @@ class ResNet(nn.Module):
     stride = self.conv1_stride or stride
     x = nn.Conv(self.width, (kernel, kernel), strides=(stride, stride), padding=kernel // 2,
                 use_bias=False, dtype=self.dtype, name="conv1")(x)
-    x = nn.relu(nn.BatchNorm(use_running_average=not train or frozen(1), momentum=0.9,
-                             dtype=self.dtype, name="bn1")(x))
+    x = nn.relu(normalization(self.norm, train and not frozen(1), self.dtype, "bn1")(x))
     if self.frozen_layers == 1:
       x = jax.lax.stop_gradient(x)
     taps = {"conv1": x}
@@ -116,7 +135,8 @@ class ResNet(nn.Module):
       for j in range(blocks):
         x = ResidualBlock(self.width * 2 ** i, 2 if i > 0 and j == 0 else 1,
                           self.block == "bottleneck", frozen(layer), self.dtype,
-                          self.zero_init_residual, name=f"res{layer}_block{j}")(x, train)
+                          self.zero_init_residual, self.norm,
+                          name=f"res{layer}_block{j}")(x, train)
       if layer == self.frozen_layers:
         x = jax.lax.stop_gradient(x)
       taps[f"res{layer}"] = x
@@ -141,11 +161,12 @@ def layer_of(name: str) -> int | None:
 for _name in STAGES:
   register_backbone(Backbone(
       name=_name, module_type=ResNet,
-      build=lambda resnet_width=64, cifar_stem=False, zero_init_residual=False, _name=_name:
+      build=lambda resnet_width=64, cifar_stem=False, zero_init_residual=False,
+                   resnet_norm="batch", _name=_name:
           resnet(_name, width=resnet_width, cifar_stem=cifar_stem,
-                 zero_init_residual=zero_init_residual),
-      fields=("resnet_width", "cifar_stem", "zero_init_residual"),
-      shape_fields=("resnet_width", "cifar_stem"),
+                 zero_init_residual=zero_init_residual, norm=resnet_norm),
+      fields=("resnet_width", "cifar_stem", "zero_init_residual", "resnet_norm"),
+      shape_fields=("resnet_width", "cifar_stem", "resnet_norm"),
       taps=RESNET_TAPS, layers=("conv1",) + RESNET_TAPS, layer_of=layer_of,
       # res2..res5 pooled to ~9k features: ResNet-18's sides 12, 8, 6, 4; ResNet-50's 6, 4, 3, 2.
       probe_pool=lambda tap, channels: side_for_features(channels)))

@@ -31,6 +31,7 @@ class OptimizerSpec:
   nesterov: bool
   no_momentum: tuple[str, ...]
   weight_decay: float
+  adam_b1: float
 
   def __post_init__(self):
     if self.name not in OPTIMIZERS:
@@ -119,9 +120,9 @@ def _base_optimizer(optim: OptimizerSpec, schedule: optax.Schedule) -> optax.Gra
   if optim.name == "lars":
     return lars(optim, schedule)
   if optim.name == "adamw":
-    return optax.adamw(schedule, weight_decay=optim.weight_decay)
+    return optax.adamw(schedule, b1=optim.adam_b1, weight_decay=optim.weight_decay)
   if optim.name == "adam":
-    base = optax.adam(schedule)
+    base = optax.adam(schedule, b1=optim.adam_b1)
   elif optim.name == "sgd":
     base = sgd(optim, schedule)
   else:
