@@ -10,6 +10,9 @@ def get_config(arg: str | None = None):
   config.task.options.pca_dim = 256
   config.task.options.kmeans_iterations = 20
   config.task.options.crop_area = (0.08, 1.0)
+  # From one image (an augmented stream): the pool is this many views of it, drawn once,
+  # as Asano et al. (2020) cut a dataset of crops from the one image; the default set's size.
+  config.task.options.stream_pool = 20_000
   # The paper: SGD, momentum 0.9 (not Nesterov), lr 0.05, weight decay 1e-5, constant rate;
   # its top layer, re-initialised at each clustering, by SGD without momentum (optimizer_tl).
   config.optim.name = "sgd"

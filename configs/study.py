@@ -7,8 +7,8 @@ Variants:
   (none)  the embedded sample on a CPU: every experiment pretrained on one image (the
           astronaut photo, as an augmented stream: Asano et al. 2020) and on its whole default
           set, probed at every layer on Fashion-MNIST and handwritten digits beside random
-          init (20 cells: supervised needs labels, so it has no single-image cell), then
-          each fine-tuned with conv1, conv1..conv3 and conv1..conv5 frozen (60 short cells).
+          init (32 cells: supervised needs labels, so it has no single-image cell), then
+          each fine-tuned with conv1, conv1..conv3 and conv1..conv5 frozen (96 short cells).
   smoke   seconds per cell, for tests and for checking an install.
   paper   the seed paper on GPUs: ImageNet 30K/60K/120K, 50 epochs each, probed on
           CIFAR-10, SVHN and Oxford Flowers 102, probed at conv3 and fine-tuned above it (the
@@ -26,9 +26,11 @@ import pathlib
 
 import ml_collections
 
+# Every experiment on AlexNet-BN, the random-init cell's backbone; cpc (a ResNet with layer
+# norm) and scattering (a fixed transform) are measured beside their own baselines instead.
 EXPERIMENTS = ("random", "supervised", "rotation", "counting", "jigsaw", "context", "colorize",
                "patch_location", "exemplar", "denoising", "multitask", "simclr", "byol", "moco", "swav",
-               "deepcluster")
+               "deepcluster", "bigan")
 # The single image of the default study: the astronaut photo (NASA, public domain) of the
 # embedded sample, chosen before any run for its varied content (face, suit, flag, shelves).
 SINGLE_IMAGE = (pathlib.Path(__file__).resolve().parents[1] / "sslflax" / "data" / "sample" /
@@ -54,8 +56,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.label_fractions = ()
   c.single_image = ""  # an image file: the source of the size-1 cells
   c.single_image_augment = ml_collections.ConfigDict()  # its config.pretrain.augment fields
-  c.labelled_experiments = ("supervised", "deepcluster")  # labels, or clusters of a whole
-  # set: no single-image cell
+  c.labelled_experiments = ("supervised",)  # labels: no single-image cell
+  # Write sslflax.visualize's pictures (conv1 filters, attention maps, neighbours) into
+  # every pretrained cell's workdir, beside random init (and supervised once it finished).
+  c.pictures = True
   c.show_paper = False  # print the seed paper's published numbers beside ours
   c.workers = 1  # >1 runs cells in that many parallel processes
   c.gpus_per_worker = 0  # >0: each worker process sees only its own GPUs
@@ -65,8 +69,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.subset_sizes = (1, 0)  # one image, and each experiment's whole default set
     c.single_image = str(SINGLE_IMAGE)
     c.single_image_augment = dict(enabled=True, source_size=384, crop_area=(1e-3, 1.0))
-    c.overrides.pretrain = dict(steps=300)  # half the single runs' steps: 29 cells in ~115 min
-    # A small freeze-layer sweep: 87 fine-tune cells of 3 epochs, about 25 min more.
+    # Half the single runs' steps: 29 cells took ~115 min before BiGAN and one-image
+    # DeepCluster joined (32 now).
+    c.overrides.pretrain = dict(steps=300)
+    # A small freeze-layer sweep: 96 fine-tune cells of 3 epochs (87 took about 25 min).
     c.freeze_layers = (1, 3, 5)
     c.overrides.linear_eval = dict(finetune_epochs=3)
   elif variant == "smoke":
@@ -74,6 +80,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.experiments = ("random", "supervised", "rotation")
     c.pretrain_epochs = 2.0
     c.taps = ("conv3",)
+    c.pictures = False  # seconds per cell matter here; tests/test_visualize.py covers them
   elif variant == "paper":
     c.taps = ("conv3",)  # the seed's protocol; ('all',) adds the per-layer probes
     c.subset_sizes = (30_000, 60_000, 120_000)

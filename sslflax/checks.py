@@ -105,9 +105,11 @@ def check_task_fits(task: Task, data: PretrainData, augment: AugmentSpec | None,
   if data.image_size < task.min_image_size:
     raise ConfigError(f"pretrain.image_size={data.image_size} is too small for task "
                      f"{task.name!r}, which needs at least {task.min_image_size} px.")
-  if task.clustering is not None and augment is not None:
-    raise ConfigError(f"task {task.name!r} draws its own views of the pool's images; set "
-                      f"--config.pretrain.augment.enabled=False.")
+  if task.clustering is not None and augment is not None and (
+      task.clustering.stream_pool < task.clustering.num_clusters):
+    raise ConfigError(f"task {task.name!r} clusters {task.clustering.stream_pool} views of the "
+                      f"augmented stream into {task.clustering.num_clusters} clusters; raise "
+                      f"--config.task.options.stream_pool.")
 
 
 def check_datasets(run: Run) -> None:

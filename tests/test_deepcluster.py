@@ -138,3 +138,48 @@ def test_resume_across_clusterings_equals_an_uninterrupted_run(uninterrupted_dee
                resumed.params, reference.params)
   assert sorted(p.name for p in (tmp_path / "killed" / "clusters").iterdir()) == [
       "step_00000003.npy", "step_00000006.npy"]
+
+
+def single_image_config(**overrides):
+  from configs.study import SINGLE_IMAGE
+  return load_config("deepcluster", **{"pretrain.dataset": str(SINGLE_IMAGE),
+                                       "pretrain.augment.enabled": True,
+                                       "pretrain.augment.source_size": 96,
+                                       "pretrain.augment.crop_area": (1e-2, 1.0),
+                                       "pretrain.subset_size": None,
+                                       "task.options.stream_pool": 40, **overrides})
+
+
+def test_one_image_is_clustered_as_a_seeded_pool_of_its_views():
+  """Asano et al.'s single-image DeepCluster: the pool is stream_pool augmented views of the
+  one image, varied, at the input size, the same for a seed and different for another."""
+  from sslflax.build import augment_from_config, build_run
+  from sslflax.train.clustering import stream_pool
+  config = single_image_config()
+  run = build_run(config)
+  pool = stream_pool(run.data, augment_from_config(config), 40, chunk=16)
+  size = config.pretrain.image_size
+  assert pool.shape == (40, size, size, 3) and pool.dtype == np.uint8
+  distinct = {view.tobytes() for view in pool}
+  assert len(distinct) == 40  # every view its own crop, not copies of the image
+  np.testing.assert_array_equal(pool, stream_pool(run.data, augment_from_config(config), 40,
+                                                  chunk=16))
+  other = build_run(single_image_config(seed=1))
+  assert not np.array_equal(pool, stream_pool(other.data, augment_from_config(config), 40,
+                                              chunk=16))
+
+
+@pytest.mark.slow
+def test_deepcluster_pretrains_on_one_image(tmp_path):
+  """End to end: clustering the pool of views and training on it (the views are not
+  augmented a second time); too few views for the clusters is a one-line error first."""
+  from sslflax import checks
+  from sslflax.build import build_run
+  from sslflax.errors import ConfigError
+  lines = Lines()
+  out = run_pretrain(single_image_config(), tmp_path, log_to=lines)
+  assert int(out["state"].step) == single_image_config().pretrain.steps
+  assert any("pool of 40 images" in line for line in lines), lines
+  few = build_run(single_image_config(**{"task.options.stream_pool": 4}))
+  with pytest.raises(ConfigError, match="stream_pool"):
+    checks.check_task_fits(few.task, few.data, few.augment_spec, 1)

@@ -74,16 +74,19 @@ def test_grid_runs_random_init_once_per_seed_and_one_image_per_pretext_task():
   config = load_study("default")
   config.seeds = (0, 1)
   cells = study.grid(config)
-  # Random; supervised and deepcluster on the whole set; tasks x 2; all fine-tuned at 3 layers.
-  assert len(cells) == 4 * 2 * (1 + 1 + 1 + 13 * 2)
+  # Random; supervised on the whole set; 15 tasks x 2; all fine-tuned at 3 layers.
+  assert len(cells) == 4 * 2 * (1 + 1 + 15 * 2)
   assert config.freeze_layers == (1, 3, 5)
-  assert all(c.freeze is None for c in cells[:58]) and all(c.freeze for c in cells[58:])
-  for name in ("patch_location", "exemplar", "denoising", "multitask", "simclr", "byol", "moco", "swav"):
+  assert all(c.freeze is None for c in cells[:64]) and all(c.freeze for c in cells[64:])
+  for name in ("patch_location", "exemplar", "denoising", "multitask", "simclr", "byol", "moco", "swav",
+               "deepcluster", "bigan"):
     assert Cell(name, 1, 0) in cells and Cell(name, 0, 1) in cells
   assert [c for c in cells[:40] if c.experiment == "random"] == [Cell("random", None, 0),
                                                                   Cell("random", None, 1)]
   assert Cell("supervised", 1, 0) not in cells  # an image file has no labels
-  assert Cell("deepcluster", 1, 0) not in cells and Cell("deepcluster", 0, 1) in cells
+  # DeepCluster from one image clusters a pool of its views (Asano et al. 2020).
+  single = study.cell_config(config, Cell("deepcluster", 1, 0))
+  assert single.pretrain.augment.enabled and single.task.options.stream_pool == 20_000
   whole = study.cell_config(config, Cell("rotation", 0, 1))
   assert whole.pretrain.subset_size is None and whole.seed == 1
   assert whole.pretrain.dataset == load_config("rotation", None).pretrain.dataset

@@ -130,6 +130,7 @@ class Clustering:
   features: Callable[[dict[str, Any], jax.Array], jax.Array]
   assign: Callable[[jax.Array, jax.Array], jax.Array]
   head: str = "head"
+  stream_pool: int = 20_000  # with an augmented stream (one image): the pool's views
 
 
 def head_init(rng: jax.Array, kernel_shape: tuple[int, int]) -> dict[str, jax.Array]:
@@ -141,10 +142,11 @@ def head_init(rng: jax.Array, kernel_shape: tuple[int, int]) -> dict[str, jax.Ar
 @register("deepcluster")
 def build(backbone: nn.Module, num_clusters: int = 10000, recluster_steps: int = 5000,
           pca_dim: int = 256, kmeans_iterations: int = 20,
-          crop_area: tuple[float, float] = (0.08, 1.0)) -> Task:
+          crop_area: tuple[float, float] = (0.08, 1.0), stream_pool: int = 20_000) -> Task:
   """DeepCluster. `num_clusters` k (the paper: 10,000 for ImageNet); `recluster_steps`
   between clusterings (the paper: one epoch); `pca_dim` (256) and `kmeans_iterations` (20,
-  faiss's); `crop_area` of the training views."""
+  faiss's); `crop_area` of the training views; `stream_pool`: from an augmented stream (one
+  image), the pool is this many of its views (Asano et al.'s dataset of one image's crops)."""
   if num_clusters < 2 or recluster_steps < 1 or pca_dim < 1 or kmeans_iterations < 1:
     raise ValueError(f"deepcluster num_clusters={num_clusters} must be >= 2, recluster_steps="
                      f"{recluster_steps}, pca_dim={pca_dim} and kmeans_iterations="
@@ -165,6 +167,7 @@ def build(backbone: nn.Module, num_clusters: int = 10000, recluster_steps: int =
   def assign(rng, feats):
     return kmeans(rng, pca_whiten(feats, pca_dim), num_clusters, kmeans_iterations)[1]
 
-  clustering = Clustering(num_clusters, recluster_steps, features, assign)
+  clustering = Clustering(num_clusters, recluster_steps, features, assign,
+                          stream_pool=stream_pool)
   task = Task("deepcluster", make_batch, model, classification_loss)
   return dataclasses.replace(task, clustering=clustering)

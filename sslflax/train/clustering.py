@@ -3,7 +3,9 @@ the features of the whole pool on device, re-initialise the classifier head, the
 batches drawn uniformly over the clusters, with the clusters as labels.
 
 The pool is held in host memory at the pretraining input size (20,000 x 64 px: 250 MB; an
-ImageNet subset of 30K at 224 px: 4.5 GB). Each clustering's assignment is written to
+ImageNet subset of 30K at 224 px: 4.5 GB). With an augmented stream (one image, Asano et al.
+2020) the pool is clustering.stream_pool views of its source, drawn once from the seed, as
+Asano et al. built a dataset of crops of the one image before training DeepCluster on it. Each clustering's assignment is written to
 WORKDIR/clusters/step_<S>.npy before any step trains on it, so a killed run resumes
 mid-epoch on the same clusters and takes the same steps; at an epoch's first step the
 clustering is recomputed from the restored state, which gives the same one.
@@ -27,18 +29,34 @@ from sslflax.errors import CheckpointError, ConfigError
 from sslflax.tasks.base import Task
 from sslflax.tasks.deepcluster import head_init, uniform_cluster_order
 from sslflax.train.state import TrainState
+from sslflax.train.step import Augment
 from sslflax.log import log
 
 CLUSTER_STREAM = 3  # fold_in(seed key, this) then the step: k-means and head draws
+POOL_STREAM = 4  # fold_in(seed key, this): the views of an augmented stream's pool
 
 
-def load_pool(data: PretrainData) -> np.ndarray:
-  """Every image of the pretraining set (its subset), central crops at the input size."""
-  ds = data_lib.make_dataset(data.dataset, data.split, image_size=data.image_size,
+def load_pool(data: PretrainData, image_size: int | None = None) -> np.ndarray:
+  """Every image of the pretraining set (its subset), central crops at image_size (None:
+  the input size)."""
+  ds = data_lib.make_dataset(data.dataset, data.split, image_size=image_size or data.image_size,
                              batch_size=1024, train=False, seed=data.seed,
                              subset_size=data.subset_size, data_dir=data.data_dir,
                              need_labels=False, resize_to=data.resize_to)
   return np.concatenate([batch["image"] for batch in ds.as_numpy_iterator()])
+
+
+def stream_pool(data: PretrainData, augment: Augment, count: int, chunk: int = 512) -> np.ndarray:
+  """`count` augmented views of the stream's source images (one image file: copies of it),
+  each chunk drawn with its own key from the seed: the same pool on every run and resume."""
+  sources = load_pool(data, data.host_image_size)
+  key = jax.random.fold_in(jax.random.key(data.seed), POOL_STREAM)
+  draw = jax.jit(augment)
+  parts = []
+  for i, start in enumerate(range(0, count, chunk)):
+    rows = np.arange(start, min(start + chunk, count)) % len(sources)
+    parts.append(np.asarray(draw(jax.random.fold_in(key, i), jnp.asarray(sources[rows]))))
+  return np.concatenate(parts)
 
 
 def pool_features(task: Task, state: TrainState, pool: np.ndarray, mesh: Mesh,
@@ -112,11 +130,14 @@ def clustered_batches(pool: np.ndarray, assignments: np.ndarray, seed: int, epoc
 
 
 def run_clustered(data: PretrainData, task: Task, state: TrainState, tx, step_fn, manager,
-                  mesh: Mesh, workdir: str, run_steps, make_writer,
+                  mesh: Mesh, workdir: str, run_steps, make_writer, augment: Augment | None = None,
                   **run_kwargs) -> tuple[TrainState, dict[str, float], int]:
-  """Pretrain in epochs of clustering.every_steps: cluster, then run that epoch's steps."""
+  """Pretrain in epochs of clustering.every_steps: cluster, then run that epoch's steps.
+  With `augment` (an augmented stream) the pool is stream_pool views of its source; the
+  steps then train on the pool's views (step_fn must not augment them again)."""
   every = task.clustering.every_steps
-  pool = load_pool(data)
+  pool = (load_pool(data) if augment is None
+          else stream_pool(data, augment, task.clustering.stream_pool))
   if len(pool) < task.clustering.num_clusters:
     raise ConfigError(f"deepcluster num_clusters={task.clustering.num_clusters} exceeds the "
                           f"{len(pool)} images of {data.dataset!r}; lower "

@@ -206,7 +206,8 @@ def train(task: Task, tx, data: PretrainData, augment: Augment | None, workdir: 
     log.info(f"resumed from step {int(state.step)} ({os.path.join(workdir, 'checkpoints')})")
   start = int(state.step)
 
-  step_fn = jit_train_step(task, tx, mesh, augment)
+  # DeepCluster draws its pool's views once (clustering.stream_pool) and trains on them.
+  step_fn = jit_train_step(task, tx, mesh, None if task.clustering is not None else augment)
   run_kwargs = dict(batch_size=data.batch_size, log_every=log_every, lr_field=lr_field)
   make_writer = lambda: MetricWriter(workdir, enabled=jax.process_index() == 0)
   t0 = time.time()
@@ -214,7 +215,7 @@ def train(task: Task, tx, data: PretrainData, augment: Augment | None, workdir: 
     from sslflax.train.clustering import run_clustered
     state, last, trained_images = run_clustered(data, task, state, tx, step_fn, manager, mesh,
                                                 workdir, run_steps, make_writer,
-                                                **run_kwargs)
+                                                augment=augment, **run_kwargs)
   else:
     ds = data_lib.make_dataset(data.dataset, data.split, image_size=data.host_image_size,
                                batch_size=data.batch_size // jax.process_count(),
