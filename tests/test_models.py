@@ -89,7 +89,8 @@ def test_upconv2x_represents_a_4x4_stride_2_transposed_convolution_exactly():
 SMALL_FIELDS = {"alexnet_bn": {"widths": (8, 16, 16, 16, 16), "fc_width": 32, "pool_size": 2},
                 "resnet18": {"resnet_width": 8, "cifar_stem": True},
                 "resnet50": {"resnet_width": 8, "cifar_stem": True},
-                "vit_ti": {"patch_size": 8}, "vit_s": {"patch_size": 16}}
+                "vit_ti": {"patch_size": 8}, "vit_s": {"patch_size": 16},
+                "scattering": {"widths": (8, 8, 16, 16, 8)}}
 
 
 @pytest.mark.parametrize("name", sorted(SMALL_FIELDS))

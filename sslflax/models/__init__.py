@@ -1,7 +1,7 @@
 """Backbones by name (sslflax/models/registry.py): AlexNet-BN (the seed's), ResNet-18 and
 ResNet-50, ViT-Ti and ViT-S. Each family registers itself at the end of its own file."""
 
-from sslflax.models import alexnet, resnet, vit  # noqa: F401  (registers the families)
+from sslflax.models import alexnet, resnet, scattering, vit  # noqa: F401  (registers the families)
 from sslflax.models.alexnet import AlexNetBN, adaptive_avg_pool, adaptive_max_pool
 from sslflax.models.layers import UpConv2x, depth_to_space
 from sslflax.models.registry import (Backbone, all_taps, backbone_of, get_backbone,
