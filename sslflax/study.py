@@ -192,7 +192,29 @@ def run_cell(study: ml_collections.ConfigDict, workdir: str, cell: Cell,
                        f"first (the whole study runs the cells in order).")
   if results is None:
     results = experiment.run(config, cell_dir(workdir, cell), mesh=mesh)
+  if study.get("pictures") and not cell.evaluates_a_checkpoint and cell.size is not None:
+    write_pictures(study, workdir, cell, config)
   return results
+
+
+def write_pictures(study: ml_collections.ConfigDict, workdir: str, cell: Cell, config) -> None:
+  """sslflax.visualize's PNGs for a pretrained cell (once), beside random init and, when
+  its cell has finished, supervised at the same size and seed. A failure is logged, not
+  raised: the cell's results are already written."""
+  from sslflax import visualize
+  out = os.path.join(cell_dir(workdir, cell), "pictures")
+  if os.path.exists(os.path.join(out, "README.txt")):
+    return
+  supervised = dataclasses.replace(cell, experiment="supervised")
+  pair = None
+  if cell.experiment != "supervised" and supervised in grid(study):
+    sup_config = cell_config(study, supervised)
+    if finished_results(workdir, supervised, sup_config) is not None:
+      pair = (sup_config, cell_dir(workdir, supervised))
+  try:
+    visualize.write_for_run(config, cell_dir(workdir, cell), pair)
+  except Exception as error:  # noqa: BLE001 (pictures are extra; the cell stays finished)
+    log.warning(f"[study] no pictures for cell {cell.name}: {type(error).__name__}: {error}")
 
 
 def _worker_env(worker: int, gpus_per_worker: int) -> dict[str, str]:

@@ -181,8 +181,9 @@ from sslflax.log import redirect
 config = load_config("configs/rotation.py", "smoke" if SMOKE else None)
 if not SMOKE:
   config.pretrain.steps = 100  # a few minutes on a CPU; the default is 600
+workdir = tempfile.mkdtemp(prefix="sslflax_quickstart_")
 with redirect(None):  # the progress lines; without it they print here
-  results = experiment.run(config, tempfile.mkdtemp(prefix="sslflax_quickstart_"))
+  results = experiment.run(config, workdir)
 print(experiment.format_tables(results))
 
 # %% [markdown]
@@ -190,3 +191,19 @@ print(experiment.format_tables(results))
 # standard errors over the test images; `*` marks differences beyond 2 standard errors of the
 # difference. A hundred steps is a short pretraining: the full default, and the study
 # (`04_study.ipynb`), show the larger gains.
+
+# %% [markdown]
+# ## Pictures of what it learned
+# `python -m sslflax.visualize` (here `visualize.write_for_run`) writes three PNGs into the
+# run's `pictures/`, the run beside random init: conv1's filters; attention maps per layer (the
+# mean over channels of |activation|², Zagoruyko & Komodakis 2017, as in RotNet's figure), a
+# row per model under each probe image; and each query's 5 nearest probe-train images by
+# conv5's pooled features (a block of rows per model).
+
+# %%
+from sslflax import visualize
+with redirect(None):
+  pictured = visualize.write_for_run(config, workdir)
+print("models, in order:", pictured["models"])
+for name, path in pictured["paths"].items():
+  show([plt.imread(path)], [name], size=6)
