@@ -253,7 +253,8 @@ def test_bad_inputs_fail_before_training(rotation_smoke, tmp_path):
 # tests/test_joint.py; the step's discrepancy is an open question (docs/design.md).
 @pytest.mark.parametrize("name", ["rotation"] + [
     pytest.param(n, marks=pytest.mark.slow)
-    for n in ("jigsaw", "colorization", "multitask", "byol", "swav", "deepcluster")])
+    for n in ("jigsaw", "colorization", "multitask", "byol", "swav", "deepcluster", "bigan",
+              "cpc")])
 def test_eight_devices_compute_the_update_of_one(name, request):
   """jit over an 8-device ('data',) mesh == one device, same global batch (BatchNorm included).
 
