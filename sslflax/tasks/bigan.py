@@ -16,7 +16,7 @@ BiGAN objective):
   - G: z -> fc -> a 4x4 map (BN, ReLU) -> stride-2 up-convolutions, each with a linear
     projection of z added per channel before BN (their apply_cond), BN, ReLU -> sigmoid,
     scaled to [-1, 1], the range D sees real images in.
-  - D: stride-2 5x5 convolutions with leaky ReLU (0.2), z projected and added per channel
+  - D: stride-2 5x5 convolutions with leaky ReLU (0.2, DCGAN's), z projected and added per channel
     from the second on, BN from the second on, then one linear logit. Real and generated
     pairs go through D as separate batches (separate BN statistics), as without --cat_inputs.
   - Weights of G and D start from N(0, 0.02).
@@ -24,7 +24,8 @@ Departures, for a CPU: G's 5x5 stride-2 deconvolutions are UpConv2x (a 3x3 sub-p
 convolution, which can represent a 4x4 stride-2 transposed one; on XLA:CPU it is the fast
 form); widths are set by `gan_width` (64 in the paper variant, 16 by default: 32 ran 3x
 slower); the rate is constant (theirs decays after half the epochs); E's linear layer reads
-the backbone's pooled conv5 ('pool5'), theirs the conv5 map.
+the backbone's pooled conv5 ('pool5'), theirs the conv5 map; weight decay reaches every
+parameter (they exempt BN gains, --no_decay_gain).
 
 One optimiser, one gradient (the Task contract is unchanged): the two players' losses are
 separated by gradient stops. D is applied twice to each pair, once with its inputs
@@ -35,8 +36,6 @@ two updates, in one step; tests/test_bigan.py checks it against each loss alone.
 """
 
 from __future__ import annotations
-
-import math
 
 import flax.linen as nn
 import jax
