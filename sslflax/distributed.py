@@ -52,10 +52,10 @@ def start(multihost: bool) -> None:
   kept for reuse (sslflax/hostmem.py), and with `multihost` the process joins its job before
   JAX touches a device. (sslflax.data keeps TensorFlow off the GPUs when it is imported.)
   """
-  from absl import logging
+  from sslflax.console import quiet_third_party
   from sslflax.hostmem import keep_freed_memory
   keep_freed_memory()
-  logging.set_verbosity(logging.WARNING)
+  quiet_third_party()  # (it once set WARNING here, which let TFDS's notices through later)
   if multihost:
     initialize()
   from sslflax.log import quiet_unless_first_process
