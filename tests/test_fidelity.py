@@ -224,7 +224,9 @@ def test_every_method_fine_tunes_with_the_seeds_dropout():
     config = load_config(name, "paper")
     net = finetune_network(backbone_from_config(config),
                            {"params": {"fc6": {}, "fc7": {}}}, config.linear_eval)
-    assert net.dropout == 0.5 and net.num_fc == 2 and net.frozen_layers == 3, name
+    # The scattering baseline freezes only its fixed first stage (layer 1).
+    frozen = 1 if name == "scattering" else 3
+    assert net.dropout == 0.5 and net.num_fc == 2 and net.frozen_layers == frozen, name
     # the seed's Resize((224, 224)): Flowers squashed whole, not cropped (tests/test_data.py)
     assert config.linear_eval.squash and not load_config(name, None).linear_eval.squash, name
 

@@ -122,7 +122,7 @@ def test_a_workdir_records_only_its_backbones_shape_fields():
   config.model.name = "resnet18"
   fields = shape_fields(config)
   assert {k for k in fields if k.startswith("model.")} == {
-      "model.name", "model.resnet_width", "model.cifar_stem"}
+      "model.name", "model.resnet_width", "model.cifar_stem", "model.resnet_norm"}
 
 
 def torchvision_to_flax(name: str, value: np.ndarray) -> tuple[str, tuple[str, ...], np.ndarray]:
