@@ -1,6 +1,7 @@
 """sslflax.visualize: attention maps and neighbours against numpy, the PNGs of a finished run."""
 
 import numpy as np
+import pytest
 import jax.numpy as jnp
 from PIL import Image
 
@@ -71,3 +72,33 @@ def test_a_finished_run_gets_its_pictures_beside_random_init(rotation_smoke):
   filters = np.asarray(Image.open(out["paths"]["conv1_filters"]))
   assert filters.ndim == 3 and filters.std() > 10  # not a blank image
   assert (rotation_smoke.workdir / "pictures" / "README.txt").read_text().startswith("models")
+
+
+@pytest.mark.slow  # a supervised run and a subprocess: 45 s
+def test_the_command_pictures_a_run_beside_random_init_and_a_supervised_run(
+    rotation_smoke, tmp_path):
+  """`python -m sslflax.visualize --config=... --workdir=... --supervised_workdir=...`, the
+  user's door: a third model in every picture, the supervised run's own conv1 filters."""
+  import os
+  import subprocess
+  import sys
+  from tests import helpers
+  supervised_dir = tmp_path / "supervised"
+  helpers.run_experiment(helpers.load_config("supervised"), supervised_dir)
+  workdir = rotation_smoke.copy_to(tmp_path / "rotation")
+  result = subprocess.run(
+      [sys.executable, "-m", "sslflax.visualize", "--config=configs/rotation.py:smoke",
+       f"--workdir={workdir}", f"--supervised_workdir={supervised_dir}"],
+      cwd=helpers.ROOT, env=dict(os.environ, XLA_FLAGS=helpers.xla_flags(1)),
+      capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "Traceback" not in result.stderr
+  pictures = workdir / "pictures"
+  assert (pictures / "README.txt").read_text().split("\n")[0].endswith(
+      "rotation, random, supervised")
+  n, size = visualize.QUERIES, rotation_smoke.config.linear_eval.image_size
+  attention = np.asarray(Image.open(pictures / "attention.png"))
+  assert attention.shape[0] == 3 * n * (size + 1) + 1
+  filters = np.asarray(Image.open(pictures / "conv1_filters.png")).astype(np.float32)
+  third = filters.shape[1] // 3  # side by side: rotation | random | supervised
+  assert not np.allclose(filters[:, :third], filters[:, -third:], atol=2)
