@@ -53,3 +53,17 @@ display(Markdown((shipped / "study.md").read_text()))
 for name in ("probe_layers_sslflax_sample_fashion", "probe_layers_sslflax_sample_digits",
              "accuracy_per_dataset"):
   display(Image(str(shipped / "figures" / f"{name}.png")))
+
+# %% [markdown]
+# ## Label fractions and pictures of what was learned
+# Probes trained on 1% and 10% of the labels (`--config.label_fractions`), and the pictures
+# `python -m sslflax.visualize` draws for a run (the study draws them for each cell):
+# conv1's filters, attention maps per layer and nearest neighbours, for rotation beside
+# random init and supervised. Commands: `results/label-fractions/README.md`.
+
+# %%
+fractions = ROOT / "results" / "label-fractions"
+display(Image(str(fractions / "figures" / "label_fraction_sslflax_sample_fashion.png")))
+print((fractions / "pictures" / "README.txt").read_text())
+for name in ("conv1_filters", "attention", "neighbours"):
+  display(Image(str(fractions / "pictures" / f"{name}.png")))
