@@ -39,3 +39,15 @@ def test_the_rewritten_convolutions_give_xlas_gradients():
   diffs = [float(d) for d in re.findall(r"^conv\d.*\s(\S+)$", out, re.MULTILINE)]
   assert len(diffs) == 5, out
   assert max(diffs) < 1e-4, out
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_the_side_by_side_benchmark_times_rotation_and_simclr_steps():
+  """bench_vs_torch.py runs both tasks (SimCLR also on ready views), with or without torch."""
+  out = run_benchmark("benchmarks/bench_vs_torch.py", "--tasks", "rotation,simclr",
+                      "--sizes", "32", "--batches", "4", "--rounds", "1", "--steps", "1")
+  rates = dict(re.findall(r"(\w+) 32 px batch 4 round 1: sslflax\s+([\d.]+) img/s", out))
+  assert set(rates) == {"rotation", "simclr"} and min(map(float, rates.values())) > 0, out
+  assert re.search(r"simclr .* sslflax ready views\s+[\d.]+ img/s", out), out
+  assert ("ratio" in out) == ("torch is not installed" not in out), out
