@@ -10,6 +10,7 @@ in one process, on the default half-width AlexNet-BN (48-128-192-192-128, fc 102
 
   python benchmarks/bench_vs_torch.py                       # both tasks; 64 px batch 64, 224 px batch 32
   python benchmarks/bench_vs_torch.py --tasks simclr --sizes 64 --batches 64 --rounds 3 --steps 5
+  python benchmarks/bench_vs_torch.py --tasks rotation --compute-dtype bfloat16  # sslflax in bf16
 
 torch is optional (pip install torch; never in CI): without it the script prints sslflax's
 figures and how to get the comparison. Images/s counts source images (x4 rotations or x2
@@ -38,11 +39,12 @@ from sslflax.train.optim import make_optimizer
 
 
 def jax_stepper(size: int, batch: int, with_hlo: bool = False, task: str = "rotation",
-                ready_views: bool = False):
+                ready_views: bool = False, compute_dtype: str = "float32"):
   """n -> runs n default steps of `task`; with_hlo: also the compiled step's HLO text.
   ready_views (simclr): the step takes its two views ready-made, as PyTorch's does."""
   config = load_config(f"configs/{task}.py")
   config.pretrain.image_size, config.pretrain.batch_size = size, batch
+  config.model.compute_dtype = compute_dtype
   run = build_run(config)
   mesh = data_mesh(jax.devices()[:1])
   tx = make_optimizer(run.optimizer, 1000, 100)
@@ -164,6 +166,8 @@ def main() -> None:
   parser.add_argument("--batches", default="64,32")
   parser.add_argument("--rounds", type=int, default=3)
   parser.add_argument("--steps", type=int, default=5)
+  parser.add_argument("--compute-dtype", default="float32", choices=("float32", "bfloat16"),
+                      help="sslflax's model.compute_dtype (PyTorch's step stays float32)")
   args = parser.parse_args()
   tasks = args.tasks.split(",")
   if not set(tasks) <= {"rotation", "simclr"}:
@@ -178,9 +182,11 @@ def main() -> None:
           "side-by-side comparison; it is optional and never used in CI)")
   for task in tasks:
     for size, batch in zip(map(int, args.sizes.split(",")), map(int, args.batches.split(","))):
-      contenders = {"sslflax": jax_stepper(size, batch, task=task)}
+      dtype = args.compute_dtype
+      contenders = {"sslflax": jax_stepper(size, batch, task=task, compute_dtype=dtype)}
       if task == "simclr":
-        contenders["sslflax ready views"] = jax_stepper(size, batch, task=task, ready_views=True)
+        contenders["sslflax ready views"] = jax_stepper(size, batch, task=task, ready_views=True,
+                                                        compute_dtype=dtype)
       if has_torch:
         contenders["PyTorch eager NCHW"] = torch_stepper(size, batch, task)
       for round_ in range(1, args.rounds + 1):
