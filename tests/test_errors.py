@@ -125,6 +125,21 @@ def test_a_bug_keeps_its_traceback(tmp_path):
   assert "RuntimeError: a bug" in result.stderr
 
 
+@pytest.mark.subprocess
+def test_tensorflow_loads_without_keras_and_keras_still_loads_after():
+  """sslflax's data module imports TensorFlow without Keras (TensorFlow would import it
+  eagerly, 0.7 s of every start), and tf.data works; a later `import keras` loads Keras."""
+  script = ("import sys\nimport sslflax.data\nimport tensorflow as tf\n"
+            "assert 'tensorflow' in sys.modules and 'keras' not in sys.modules, "
+            "sorted(m for m in sys.modules if m.startswith('keras'))[:3]\n"
+            "def double(x):\n  return 2 * x\n"
+            "assert list(tf.data.Dataset.range(3).map(double).as_numpy_iterator()) == [0, 2, 4]\n"
+            "import keras\nassert keras.layers.Dense(2) is not None\nprint('ok')\n")
+  result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                          text=True, timeout=180)
+  assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]
+
+
 def test_no_module_hides_the_logger_behind_a_local_name():
   """A module that imports `log` from sslflax.log never rebinds the name: a local `log`
   (a file handle, say) makes every later `log.info` there an AttributeError, found only when
