@@ -79,8 +79,8 @@ def import_tensorflow_quietly() -> None:
   """Import TensorFlow and TFDS once, without their start-up notices, and without Keras:
   TensorFlow imports Keras eagerly if it can, only to register Keras' optimizers, and tf.data
   never uses it (0.3-0.4 s of every run's and study cell's start on a 2-core CPU:
-  docs/benchmarks.md). Keras is hidden for the import alone; a later `import keras` (or tf.keras) loads it as
-  usual. A process that imported Keras first keeps it."""
+  docs/benchmarks.md). Keras is hidden for the import alone; a later `import keras` (or
+  tf.keras) loads it as usual. A process that imported Keras first keeps it."""
   hide_keras = "keras" not in sys.modules
   if hide_keras:
     sys.modules["keras"] = None  # TensorFlow's `import keras.src.optimizers` then fails fast

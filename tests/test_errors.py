@@ -128,7 +128,7 @@ def test_a_bug_keeps_its_traceback(tmp_path):
 @pytest.mark.subprocess
 def test_tensorflow_loads_without_keras_and_keras_still_loads_after():
   """sslflax's data module imports TensorFlow without Keras (TensorFlow would import it
-  eagerly, 0.7 s of every start), and tf.data works; a later `import keras` loads Keras."""
+  eagerly: 0.3-0.4 s of every start), and tf.data works; a later `import keras` loads Keras."""
   script = ("import sys\nimport sslflax.data\nimport tensorflow as tf\n"
             "assert 'tensorflow' in sys.modules and 'keras' not in sys.modules, "
             "sorted(m for m in sys.modules if m.startswith('keras'))[:3]\n"
