@@ -14,6 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from sslflax.models.conv import conv_general_dilated
 from sslflax.models.registry import Backbone, register_backbone
 from sslflax.transforms.color import to_float
 from sslflax.transforms.normalize import standardize
@@ -85,7 +86,8 @@ class AlexNetBN(nn.Module):
     taps = {}
     for i, (width, (kernel, stride, pad)) in enumerate(zip(self.widths, specs), start=1):
       x = nn.Conv(width, (kernel, kernel), strides=(stride, stride), padding=pad,
-                  use_bias=False, dtype=self.dtype, name=f"conv{i}")(x)
+                  use_bias=False, dtype=self.dtype, conv_general_dilated=conv_general_dilated,
+                  name=f"conv{i}")(x)
       x = nn.relu(norm(f"bn{i}", frozen=i <= self.frozen_layers)(x))
       if i == self.frozen_layers:
         x = jax.lax.stop_gradient(x)
