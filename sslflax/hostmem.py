@@ -4,7 +4,9 @@ XLA:CPU allocates every step's buffers with malloc and frees them after the step
 defaults, blocks above the mmap threshold (at most 32 MiB) are mapped fresh from the kernel and
 unmapped again on free, and the arenas of XLA's worker threads give freed memory back too, so
 every step pays for page faults over much of its memory. Serving all threads from one heap that is
-never trimmed removes that cost; `python benchmarks/bench_counting.py [--default-malloc]` shows it
+never trimmed removes that cost (trimming is off altogether, not merely above 2 GiB: a 224 px
+AlexNet-BN rotation step frees more than that at once, and with a 2**31 - 1 threshold it
+page-faulted 300,000 times a step, 2.3 s of kernel time); `python benchmarks/bench_counting.py [--default-malloc]` shows it
 (at 224 px, converting a batch of 128 to float32 ran at 32,032 img/s kept, 6,220 default).
 
 The one heap fragments where a step's buffers vary more: a ViT-Ti rotation step at batch 16
@@ -21,7 +23,7 @@ import os
 
 # mallopt parameters from glibc's <malloc.h>.
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -2, -4, -8
-_SETTINGS = ((_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1),
+_SETTINGS = ((_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, -1),
              (_M_TOP_PAD, 512 << 20))
 ENV_VAR = "SSLFLAX_MALLOC"  # 'default': glibc's malloc as it is
 

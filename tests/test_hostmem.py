@@ -54,3 +54,35 @@ def test_sslflax_malloc_default_leaves_glibc_as_it_is():
   except (OSError, AttributeError):
     pytest.skip("needs glibc 2.33 or later")
   assert mapped_bytes("tuned", dict(os.environ, SSLFLAX_MALLOC="default")) >= 256 << 20
+
+
+TRIM_PROBE = """
+import ctypes
+from sslflax.hostmem import keep_freed_memory
+assert keep_freed_memory()
+import jax, jax.numpy as jnp
+
+class MallInfo2(ctypes.Structure):
+  _fields_ = [(name, ctypes.c_size_t) for name in (
+      "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+      "fordblks", "keepcost")]
+
+mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2
+mallinfo2.restype = MallInfo2
+big = jax.jit(lambda x: jnp.broadcast_to(x, (9, 64, 1024, 1024)))(jnp.float32(1))  # 2.25 GiB
+big.block_until_ready()
+del big
+print(mallinfo2().arena)  # bytes of heap glibc still holds
+"""
+
+
+def test_more_than_2_gib_freed_at_once_stays_in_the_heap():
+  """A 224 px AlexNet-BN step frees more than 2 GiB at once; trimmed, it page-faulted 300,000
+  times a step (sslflax/hostmem.py)."""
+  try:
+    ctypes.CDLL("libc.so.6").mallinfo2
+  except (OSError, AttributeError):
+    pytest.skip("needs glibc 2.33 or later")
+  out = subprocess.run([sys.executable, "-c", TRIM_PROBE], capture_output=True, text=True,
+                       check=True)
+  assert int(out.stdout.split()[-1]) >= 9 << 28, out.stdout
