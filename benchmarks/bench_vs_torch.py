@@ -11,6 +11,8 @@ in one process, on the default half-width AlexNet-BN (48-128-192-192-128, fc 102
   python benchmarks/bench_vs_torch.py                       # both tasks; 64 px batch 64, 224 px batch 32
   python benchmarks/bench_vs_torch.py --tasks simclr --sizes 64 --batches 64 --rounds 3 --steps 5
   python benchmarks/bench_vs_torch.py --tasks rotation --compute-dtype bfloat16  # sslflax in bf16
+  python benchmarks/bench_vs_torch.py --tasks rotation --xla-weight-gradient  # also the step
+      # with XLA's own conv weight gradients, as before sslflax/models/conv.py
 
 torch is optional (pip install torch; never in CI): without it the script prints sslflax's
 figures and how to get the comparison. Images/s counts source images (x4 rotations or x2
@@ -23,6 +25,7 @@ import argparse
 import dataclasses
 import importlib.util
 import time
+from unittest import mock
 
 from sslflax.hostmem import keep_freed_memory
 
@@ -31,6 +34,7 @@ keep_freed_memory()  # as the command lines do; before JAX starts its threads
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from sslflax.build import build_run
 from sslflax.configpath import load_config
@@ -168,6 +172,8 @@ def main() -> None:
   parser.add_argument("--steps", type=int, default=5)
   parser.add_argument("--compute-dtype", default="float32", choices=("float32", "bfloat16"),
                       help="sslflax's model.compute_dtype (PyTorch's step stays float32)")
+  parser.add_argument("--xla-weight-gradient", action="store_true",
+                      help="also time sslflax's step with XLA's own conv weight gradients")
   args = parser.parse_args()
   tasks = args.tasks.split(",")
   if not set(tasks) <= {"rotation", "simclr"}:
@@ -184,11 +190,16 @@ def main() -> None:
     for size, batch in zip(map(int, args.sizes.split(",")), map(int, args.batches.split(","))):
       dtype = args.compute_dtype
       contenders = {"sslflax": jax_stepper(size, batch, task=task, compute_dtype=dtype)}
+      if args.xla_weight_gradient:  # the step traced with lax's convolution in AlexNet-BN
+        with mock.patch("sslflax.models.alexnet.conv_general_dilated", lax.conv_general_dilated):
+          contenders["sslflax XLA wgrad"] = jax_stepper(size, batch, task=task, compute_dtype=dtype)
       if task == "simclr":
         contenders["sslflax ready views"] = jax_stepper(size, batch, task=task, ready_views=True,
                                                         compute_dtype=dtype)
       if has_torch:
         contenders["PyTorch eager NCHW"] = torch_stepper(size, batch, task)
+      for steps in contenders.values():  # an untimed round: the heap's first pages fault in
+        steps(args.steps)
       for round_ in range(1, args.rounds + 1):
         rates = {name: rate(steps, args.steps, batch) for name, steps in contenders.items()}
         line = f"{task} {size} px batch {batch} round {round_}: " + "  ".join(

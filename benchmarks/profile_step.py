@@ -77,7 +77,7 @@ def group_of(op_name: str) -> str:
   layer = layers[-1] if layers else ("optimizer" if re.search(r"adam|optax|update", op_name)
                                      else "other")
   primitive = op_name.rsplit("/", 1)[-1]
-  if primitive == "weight_grad":
+  if primitive == "weight_grad" or "/weight_grad/" in op_name:  # XLA's, or sslflax.models.conv's
     return f"{layer:9} {'backward':8} conv weight gradient"
   return f"{layer:9} {'backward' if backward else 'forward':8} {primitive}"
 
