@@ -7,14 +7,7 @@ import sys
 
 import pytest
 
-PROBE = """
-import ctypes, sys
-tuned = False
-if sys.argv[1] == "tuned":
-  from sslflax.hostmem import keep_freed_memory
-  tuned = keep_freed_memory()
-import jax, jax.numpy as jnp
-
+MALLINFO2 = """
 class MallInfo2(ctypes.Structure):
   _fields_ = [(name, ctypes.c_size_t) for name in (
       "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
@@ -22,6 +15,16 @@ class MallInfo2(ctypes.Structure):
 
 mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2
 mallinfo2.restype = MallInfo2
+"""
+
+PROBE = """
+import ctypes, sys
+tuned = False
+if sys.argv[1] == "tuned":
+  from sslflax.hostmem import keep_freed_memory
+  tuned = keep_freed_memory()
+import jax, jax.numpy as jnp
+""" + MALLINFO2 + """
 big = jax.jit(lambda x: jnp.broadcast_to(x, (64, 1024, 1024)))(jnp.float32(1))  # 256 MiB
 big.block_until_ready()
 print(tuned, mallinfo2().hblkhd)  # bytes held in separately mapped blocks
@@ -61,14 +64,7 @@ import ctypes
 from sslflax.hostmem import keep_freed_memory
 assert keep_freed_memory()
 import jax, jax.numpy as jnp
-
-class MallInfo2(ctypes.Structure):
-  _fields_ = [(name, ctypes.c_size_t) for name in (
-      "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
-      "fordblks", "keepcost")]
-
-mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2
-mallinfo2.restype = MallInfo2
+""" + MALLINFO2 + """
 big = jax.jit(lambda x: jnp.broadcast_to(x, (9, 64, 1024, 1024)))(jnp.float32(1))  # 2.25 GiB
 big.block_until_ready()
 del big
