@@ -1,7 +1,7 @@
 """Where a training step's convolution time goes, layer by layer: the default half-width
 AlexNet-BN's five convolutions, forward, forward + weight gradient (conv1's case: its input
 needs none), forward + both gradients,
-each timed as one jitted function on the same random inputs, in three formulations:
+each timed as one jitted function on the same random inputs, in four formulations:
 
 - XLA: `lax.conv_general_dilated` and its own gradients (what sslflax ran before issue 29);
 - sslflax: `sslflax.models.conv.conv_general_dilated`, what AlexNet-BN runs: XLA's forward

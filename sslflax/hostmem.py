@@ -3,11 +3,12 @@
 XLA:CPU allocates every step's buffers with malloc and frees them after the step. With glibc's
 defaults, blocks above the mmap threshold (at most 32 MiB) are mapped fresh from the kernel and
 unmapped again on free, and the arenas of XLA's worker threads give freed memory back too, so
-every step pays for page faults over much of its memory. Serving all threads from one heap that is
-never trimmed removes that cost (trimming is off altogether, not merely above 2 GiB: a 224 px
+every step pays for page faults over much of its memory. Serving all threads from one heap that
+is never trimmed removes that cost (trimming is off altogether, not merely above 2 GiB: a 224 px
 AlexNet-BN rotation step frees more than that at once, and with a 2**31 - 1 threshold it
-page-faulted 300,000 times a step, 2.3 s of kernel time); `python benchmarks/bench_counting.py [--default-malloc]` shows it
-(at 224 px, converting a batch of 128 to float32 ran at 32,032 img/s kept, 6,220 default).
+page-faulted 300,000 times a step, 2.3 s of kernel time); `python benchmarks/bench_counting.py
+[--default-malloc]` shows it (at 224 px, converting a batch of 128 to float32 ran at 32,032
+img/s kept, 6,220 default).
 
 The one heap fragments where a step's buffers vary more: a ViT-Ti rotation step at batch 16
 peaks at 5.5 GB kept against 2.3 GB with glibc's defaults (benchmarks/bench_step_memory.py),

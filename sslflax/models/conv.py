@@ -2,9 +2,9 @@
 
 XLA:CPU's own weight-gradient convolution is its slowest kernel: on the default AlexNet-BN
 at 224 px it took 47% of a training step (docs/benchmarks.md). The same gradient, written as
-a few matrix products over shifted slices of the input, runs at XLA's dot speed, 2-3x
-faster, and equals it within float32 round-off (tests/test_models.py checks both against a
-numpy loop). The forward pass and the input gradient stay XLA's. Other platforms (GPU, TPU)
+a few matrix products over shifted slices of the input, runs at XLA's dot speed (at 224 px
+the five layers' weight gradients took 186 ms against XLA's 880) and equals it within
+float32 round-off (tests/test_conv.py checks both against a float64 numpy loop). The forward pass and the input gradient stay XLA's. Other platforms (GPU, TPU)
 keep XLA's weight gradient: `lax.platform_dependent` picks the branch when the step lowers.
 
 `conv_general_dilated` has lax's signature, so `nn.Conv(conv_general_dilated=...)` takes it.
